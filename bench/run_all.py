@@ -1,0 +1,437 @@
+"""Run spdkpy's perf tools and their asyncio anchors, and print one table of figures and ratios.
+
+Used by ``make bench``. Every measurement runs in its own subprocess (spdkpy's tool, then the
+anchor), one after the other, so that neither disturbs the other. Goals are printed as PASS/MISS;
+nothing is asserted. The exit code is 1 only if a benchmark could not be run or its output could
+not be read.
+
+    python bench/run_all.py                 # full run (about a minute)
+    python bench/run_all.py --quick         # t=1 s, idle samples of 3 s
+    python bench/run_all.py --only reactor  # one benchmark (repeatable)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+ANCHORS = Path(__file__).with_name("anchors.py")
+
+REACTOR_QUEUE_DEPTH = 128
+REACTOR_GOAL = 3_000_000
+"""events/s that ``spdkpy perf reactor -q 128`` should reach."""
+SPDK_C_REACTOR = 15_000_000
+"""SPDK's C reactor_perf -q 128 on the reference machine, as given by the issue (not measured)."""
+EVENT_MASK = "0x3"
+EVENT_GOAL_RATIO = 2.0
+"""``spdkpy perf event -m 0x3`` should pass events at least this many times as fast as asyncio."""
+POLLER_COUNT = 100
+POLLER_PERIOD_US = 0
+TGT_MASK = "0x3"
+STARTUP_SECONDS = 1.0
+STOP_GRACE_SECONDS = 10.0
+
+BENCHMARKS = ("reactor", "event", "poller", "idle", "busy-poll")
+
+
+@dataclass
+class Row:
+    bench: str
+    figure: str
+    value: str = ""
+    ratio: str = ""
+    verdict: str = ""
+
+
+class BenchError(Exception):
+    """A benchmark could not be run or its output could not be read."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    cmd: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def tail(self, lines: int = 8) -> str:
+        text = (self.stderr.strip() or self.stdout.strip()).splitlines()[-lines:]
+        return "\n".join("    " + line for line in text)
+
+
+# --- subprocesses ------------------------------------------------------------------------------
+
+
+def spdkpy_command() -> list[str]:
+    """The spdkpy console script next to this interpreter, else ``python -m spdkpy.apps.cli``."""
+    script = Path(sys.executable).parent / "spdkpy"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "spdkpy.apps.cli"]
+
+
+def _child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of a process group this script started (its leader's pid)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def run(cmd: list[str], timeout: float) -> Finished:
+    """Run ``cmd`` in its own session; on timeout or interruption kill its whole process group."""
+    print(f"  $ {' '.join(cmd)}", file=sys.stderr, flush=True)
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_child_env(),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise BenchError(f"cannot start {cmd[0]}: {exc}") from exc
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        stdout, stderr = proc.communicate()
+        done = Finished(cmd, proc.returncode, stdout, stderr)
+        raise BenchError(f"timed out after {timeout:.0f} s\n{done.tail()}") from None
+    except BaseException:
+        _kill_group(proc.pid)
+        proc.wait()
+        raise
+    _kill_group(proc.pid)  # stray grandchildren, if any
+    return Finished(cmd, proc.returncode, stdout, stderr)
+
+
+def run_ok(cmd: list[str], timeout: float) -> Finished:
+    done = run(cmd, timeout)
+    if done.returncode != 0:
+        last = done.tail(1).strip()
+        raise BenchError(f"exit code {done.returncode}: {last[:80]}\n{done.tail()}")
+    return done
+
+
+def run_anchor(args: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+    done = run_ok([sys.executable, str(ANCHORS), *args, "--json"], timeout)
+    try:
+        result: dict[str, dict[str, Any]] = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        raise BenchError(f"unreadable anchor output: {done.stdout!r}") from exc
+    return result
+
+
+def _search(pattern: str, done: Finished, what: str) -> re.Match[str]:
+    match = re.search(pattern, done.stdout)
+    if match is None:
+        raise BenchError(f"no {what!r} line in the output of {' '.join(done.cmd)}\n{done.tail()}")
+    return match
+
+
+def _perf_timeout(seconds: float) -> float:
+    return 2 * seconds + 30
+
+
+# --- formatting --------------------------------------------------------------------------------
+
+
+def rate(value: float) -> str:
+    return f"{value:,.0f} ev/s"
+
+
+def ratio(num: float, den: float) -> str:
+    return f"{num / den:.2f}x" if den > 0 else "n/a"
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def print_table(rows: Sequence[Row]) -> None:
+    header = Row("benchmark", "figure", "value", "ratio", "goal")
+    cells = [(r.bench, r.figure, r.value, r.ratio, r.verdict) for r in [header, *rows]]
+    widths = [max(len(c[i]) for c in cells) for i in range(5)]
+
+    def line(c: tuple[str, str, str, str, str]) -> str:
+        return (
+            f"{c[0]:<{widths[0]}}  {c[1]:<{widths[1]}}  {c[2]:>{widths[2]}}  "
+            f"{c[3]:>{widths[3]}}  {c[4]}"
+        ).rstrip()
+
+    print(line(cells[0]))
+    print("  ".join("-" * w for w in widths))
+    previous = ""
+    for c in cells[1:]:
+        print(line(c if c[0] != previous else ("", *c[1:])))
+        previous = c[0]
+
+
+# --- benchmarks --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    spdkpy: list[str]
+    seconds: float
+    idle_seconds: float
+
+
+def _error_row(bench: str, what: str, exc: BenchError) -> Row:
+    """A row for a failed step; the details go to stderr at once."""
+    first, _, rest = str(exc).partition("\n")
+    if rest:
+        print(rest, file=sys.stderr, flush=True)
+    return Row(bench, f"{what}: {first}", verdict="ERROR")
+
+
+def bench_reactor(s: Settings) -> list[Row]:
+    name = "perf reactor"
+    q, t = REACTOR_QUEUE_DEPTH, s.seconds
+    what = f"spdkpy -q {q} -t {t:g}"
+    rows: list[Row] = []
+    spdkpy: float | None = None
+    try:
+        done = run_ok(
+            [*s.spdkpy, "perf", "reactor", "-q", str(q), "-t", f"{t:g}"], _perf_timeout(t)
+        )
+        match = _search(r"Performance:\s*(\d+)\s+events per second", done, "Performance")
+        spdkpy = float(match.group(1))
+        rows.append(Row(name, what, rate(spdkpy)))
+    except BenchError as exc:
+        rows.append(_error_row(name, what, exc))
+    anchors = run_anchor(["reactor", "-q", str(q), "-t", f"{t:g}"], _perf_timeout(t))
+    for loop, result in anchors.items():
+        anchor = float(result["events_per_second"])
+        rows.append(
+            Row(
+                name,
+                f"{loop} anchor, same q and t",
+                rate(anchor),
+                "" if spdkpy is None else ratio(spdkpy, anchor),
+            )
+        )
+    if spdkpy is not None:
+        rows.append(
+            Row(
+                name,
+                f"goal {REACTOR_GOAL:,} ev/s",
+                rate(REACTOR_GOAL),
+                ratio(spdkpy, REACTOR_GOAL),
+                verdict(spdkpy >= REACTOR_GOAL),
+            )
+        )
+        rows.append(
+            Row(
+                name,
+                "SPDK C reactor_perf (given, ~)",
+                rate(SPDK_C_REACTOR),
+                ratio(spdkpy, SPDK_C_REACTOR),
+            )
+        )
+    return rows
+
+
+def bench_event(s: Settings) -> list[Row]:
+    name = "perf event"
+    t = s.seconds
+    what = f"spdkpy -m {EVENT_MASK} -t {t:g} (sum of lcores)"
+    rows: list[Row] = []
+    spdkpy: float | None = None
+    n_loops = bin(int(EVENT_MASK, 16)).count("1")
+    try:
+        cmd = [*s.spdkpy, "perf", "event", "-m", EVENT_MASK, "-t", f"{t:g}"]
+        done = run_ok(cmd, _perf_timeout(t))
+        lcores = [(int(c), int(n)) for c, n in re.findall(r"lcore\s*(\d+):\s*(\d+)", done.stdout)]
+        if not lcores:
+            raise BenchError(f"no 'lcore N: count' lines in the output\n{done.tail()}")
+        spdkpy = float(sum(n for _, n in lcores))
+        rows.append(Row(name, what, rate(spdkpy)))
+        rows.append(Row(name, "  " + ", ".join(f"lcore {c}: {n:,}" for c, n in lcores)))
+    except BenchError as exc:
+        rows.append(_error_row(name, what, exc))
+    anchors = run_anchor(["event", "-t", f"{t:g}", "-n", str(n_loops)], _perf_timeout(t))
+    for loop, result in anchors.items():
+        anchor = float(result["events_per_second"])
+        goal = ""
+        if spdkpy is not None and loop == "asyncio":
+            goal = verdict(anchor > 0 and spdkpy / anchor >= EVENT_GOAL_RATIO)
+        rows.append(
+            Row(
+                name,
+                f"{loop} {result['loops']}-loop anchor (goal >= {EVENT_GOAL_RATIO:g}x)",
+                rate(anchor),
+                "" if spdkpy is None else ratio(spdkpy, anchor),
+                goal,
+            )
+        )
+    return rows
+
+
+def bench_poller(s: Settings) -> list[Row]:
+    name = "perf poller"
+    b, period, t = POLLER_COUNT, POLLER_PERIOD_US, s.seconds
+    cmd = [*s.spdkpy, "perf", "poller", "-b", str(b), "-l", str(period), "-t", f"{t:g}"]
+    done = run_ok(cmd, _perf_timeout(t))
+    cost = _search(r"poller_cost:\s*(\d+)\s*\(cyc\),\s*(\d+)\s*\(nsec\)", done, "poller_cost")
+    runs = int(_search(r"total_run_count:\s*(\d+)", done, "total_run_count").group(1))
+    return [
+        Row(name, f"spdkpy -b {b} -l {period} -t {t:g}", f"{int(cost.group(2)):,} ns/run"),
+        Row(name, "  poller_cost in ticks", f"{int(cost.group(1)):,} cyc"),
+        Row(name, "  total_run_count", f"{runs:,} ({runs / t:,.0f}/s)"),
+    ]
+
+
+def _group_cpu_ticks(pgid: int) -> int:
+    """utime + stime (clock ticks) of every live process in process group ``pgid``."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after "(comm)": state(3) ppid(4) pgrp(5) ... utime(14) stime(15).
+        fields = stat.rpartition(")")[2].split()
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> str:
+    """SIGINT, wait up to STOP_GRACE_SECONDS, then SIGKILL the group. Returns how it ended."""
+    if proc.poll() is not None:
+        _kill_group(proc.pid)
+        return f"had already exited ({proc.returncode})"
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        proc.wait()
+        return f"ignored SIGINT for {STOP_GRACE_SECONDS:g} s, killed"
+    _kill_group(proc.pid)
+    return f"exit {proc.returncode} {time.monotonic() - start:.2f} s after SIGINT"
+
+
+def _tail(log: IO[bytes], lines: int = 8) -> str:
+    log.seek(0)
+    text = log.read().decode(errors="replace").strip().splitlines()[-lines:]
+    return "\n".join("    " + line for line in text)
+
+
+def _cpu_of_tgt(s: Settings, name: str, extra: list[str]) -> list[Row]:
+    cmd = [*s.spdkpy, "tgt", "-m", TGT_MASK, *extra]
+    print(f"  $ {' '.join(cmd)}", file=sys.stderr, flush=True)
+    clk_tck = os.sysconf("SC_CLK_TCK")
+    with tempfile.TemporaryFile() as log:
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=_child_env(),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise BenchError(f"cannot start {cmd[0]}: {exc}") from exc
+        try:
+            time.sleep(STARTUP_SECONDS)
+            if proc.poll() is not None:
+                last = _tail(log, 1).strip()[:80]
+                raise BenchError(
+                    f"exited during start-up ({proc.returncode}): {last}\n{_tail(log)}"
+                )
+            ticks0, t0 = _group_cpu_ticks(proc.pid), time.monotonic()
+            time.sleep(s.idle_seconds)
+            ticks1, t1 = _group_cpu_ticks(proc.pid), time.monotonic()
+            if proc.poll() is not None:
+                raise BenchError(f"exited while sampled ({proc.returncode})\n{_tail(log)}")
+        finally:
+            ended = _stop(proc)
+        percent = 100.0 * (ticks1 - ticks0) / clk_tck / (t1 - t0)
+        return [
+            Row(name, f"spdkpy {' '.join(cmd[len(s.spdkpy) :])}", f"{percent:.1f} % of a core"),
+            Row(name, f"  sampled {t1 - t0:.1f} s; stop: {ended}"),
+        ]
+
+
+def bench_idle(s: Settings) -> list[Row]:
+    return _cpu_of_tgt(s, "idle cost", [])
+
+
+def bench_busy_poll(s: Settings) -> list[Row]:
+    return _cpu_of_tgt(s, "busy-poll cost", ["--busy-poll"])
+
+
+RUNNERS: dict[str, Callable[[Settings], list[Row]]] = {
+    "reactor": bench_reactor,
+    "event": bench_event,
+    "poller": bench_poller,
+    "idle": bench_idle,
+    "busy-poll": bench_busy_poll,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="t=1 s per perf tool, idle 3 s")
+    parser.add_argument(
+        "--only", action="append", choices=BENCHMARKS, metavar="NAME", help="|".join(BENCHMARKS)
+    )
+    parser.add_argument(
+        "--spdkpy", metavar="PATH", help="spdkpy executable to measure (default: next to python)"
+    )
+    args = parser.parse_args(argv)
+    settings = Settings(
+        spdkpy=[args.spdkpy] if args.spdkpy else spdkpy_command(),
+        seconds=1.0 if args.quick else 3.0,
+        idle_seconds=3.0 if args.quick else 10.0,
+    )
+    selected = [b for b in BENCHMARKS if not args.only or b in args.only]
+    cpus = len(os.sched_getaffinity(0))
+    print(
+        f"spdkpy bench: {' '.join(settings.spdkpy)}\n"
+        f"python {platform.python_version()} on {platform.machine()}, {cpus} usable CPUs, "
+        f"t={settings.seconds:g} s, idle sample {settings.idle_seconds:g} s",
+        flush=True,
+    )
+    rows: list[Row] = []
+    for bench in selected:
+        print(f"[{bench}]", file=sys.stderr, flush=True)
+        try:
+            rows.extend(RUNNERS[bench](settings))
+        except BenchError as exc:
+            rows.append(_error_row(bench, "failed", exc))
+    print()
+    print_table(rows)
+    print(
+        "\nRatios are spdkpy / anchor from this one run; absolute figures vary between machines "
+        "and runs. See bench/README.md."
+    )
+    return 1 if any(r.verdict == "ERROR" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

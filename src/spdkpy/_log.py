@@ -1,0 +1,97 @@
+"""Logging with SPDK's levels and log flags.
+
+SPDK has a NOTICE level between INFO and WARNING, and per-component log flags (``-L thread``)
+that enable the INFO/DEBUG messages of one component. spdkpy maps a flag ``X`` to the logger
+``spdkpy.X``: enabling the flag lowers that logger to DEBUG. Lines look like SPDK's:
+``[2026-11-30 12:00:00.123456] reactor: *NOTICE*: Reactor started on core 1``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import sys
+import time
+from typing import Final
+
+__all__ = [
+    "LOG_FLAGS",
+    "NOTICE",
+    "clear_log_flag",
+    "enabled_log_flags",
+    "notice",
+    "set_log_flag",
+    "setup_logging",
+]
+
+NOTICE: Final = 25
+logging.addLevelName(NOTICE, "NOTICE")
+
+LOG_FLAGS: Final[tuple[str, ...]] = ("app", "reactor", "thread", "env", "perf")
+"""The log flags this build knows (SPDK: ``SPDK_LOG_REGISTER_COMPONENT``)."""
+
+_enabled: set[str] = set()
+
+
+def notice(logger: logging.Logger, msg: str, *args: object) -> None:
+    """Log at SPDK's NOTICE level."""
+    if logger.isEnabledFor(NOTICE):
+        logger.log(NOTICE, msg, *args)
+
+
+class _SpdkFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        t = time.localtime(record.created)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", t) + f".{int(record.msecs * 1000):06d}"
+        component = record.name.rpartition(".")[2]
+        text = f"[{stamp}] {component}: *{record.levelname}*: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def setup_logging(print_level: int = NOTICE) -> None:
+    """Send spdkpy's log to stderr in SPDK's format at ``print_level`` and above."""
+    root = logging.getLogger("spdkpy")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_SpdkFormatter())
+    root.addHandler(handler)
+    root.setLevel(print_level)
+    root.propagate = False
+
+
+def _matching(pattern: str) -> list[str]:
+    if pattern.lower() == "all":
+        return list(LOG_FLAGS)
+    return [flag for flag in LOG_FLAGS if fnmatch.fnmatch(flag, pattern.lower())]
+
+
+def set_log_flag(pattern: str) -> list[str]:
+    """Enable the flags matching ``pattern`` (glob, case-insensitive, ``all``); returns them.
+
+    Raises ``ValueError`` when nothing matches, so callers can report an unknown flag.
+    """
+    flags = _matching(pattern)
+    if not flags:
+        raise ValueError(f"unknown log flag {pattern!r} (known: {', '.join(LOG_FLAGS)})")
+    for flag in flags:
+        _enabled.add(flag)
+        logging.getLogger(f"spdkpy.{flag}").setLevel(logging.DEBUG)
+    return flags
+
+
+def clear_log_flag(pattern: str) -> list[str]:
+    """Disable the flags matching ``pattern``; returns them (``ValueError`` if none match)."""
+    flags = _matching(pattern)
+    if not flags:
+        raise ValueError(f"unknown log flag {pattern!r} (known: {', '.join(LOG_FLAGS)})")
+    for flag in flags:
+        _enabled.discard(flag)
+        logging.getLogger(f"spdkpy.{flag}").setLevel(logging.NOTSET)
+    return flags
+
+
+def enabled_log_flags() -> dict[str, bool]:
+    return {flag: flag in _enabled for flag in LOG_FLAGS}

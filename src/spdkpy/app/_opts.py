@@ -1,0 +1,227 @@
+"""App options (``spdk_app_opts``) and SPDK's standard command line (``spdk_app_parse_args``).
+
+Every application shares these options; an application adds its own to the same parser. The
+DPDK/PCI/hugepage options are accepted for compatibility and ignored (there is no DPDK here).
+A parse error is one line on stderr and exit code 2, as SPDK's ``SPDK_APP_PARSE_ARGS_FAIL``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from typing import Final, NoReturn
+
+from spdkpy._version import SPDK_VERSION_STRING
+
+__all__ = [
+    "DEFAULT_RPC_ADDR",
+    "AppArgumentParser",
+    "AppOptions",
+    "add_app_options",
+    "opts_from_args",
+]
+
+DEFAULT_RPC_ADDR: Final = "/var/tmp/spdk.sock"
+
+
+@dataclass(slots=True)
+class AppOptions:
+    """What ``App.start`` needs. Defaults are ``spdk_app_opts_init``'s."""
+
+    name: str
+    reactor_mask: str | None = None
+    main_core: str | None = None
+    rpc_addr: str | None = DEFAULT_RPC_ADDR
+    rpcs_allowed: list[str] | None = None
+    json_config_file: str | None = None
+    json_config_ignore_errors: bool = False
+    delay_subsystem_init: bool = False
+    log_flags: list[str] = field(default_factory=list)
+    print_level: str = "NOTICE"
+    busy_poll: bool = False
+    interrupt_mode: bool = False
+    msg_mempool_size: int | None = None
+    disable_cpumask_locks: bool = False
+    disable_signal_handlers: bool = False
+    shutdown_timeout_s: float = 10.0
+
+
+class AppArgumentParser(argparse.ArgumentParser):
+    """argparse with SPDK's failure behaviour: one line on stderr, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: {message} (see --help)\n")
+        raise SystemExit(2)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def add_app_options(parser: argparse.ArgumentParser, *, with_rpc: bool = True) -> None:
+    """Add SPDK's standard options (the letters of ``c:de:ghi:m:n:p:r:s:uvA:B:L:RW:``)."""
+    g = parser.add_argument_group("SPDK application options")
+    g.add_argument(
+        "-m",
+        "--cpumask",
+        dest="reactor_mask",
+        metavar="MASK",
+        help="core mask (0xF, F, f,f) or core list ([0,2-3]) for the reactors; default 0x1",
+    )
+    g.add_argument(
+        "-p",
+        "--main-core",
+        dest="main_core",
+        metavar="ID",
+        help="main (primary) core; default: the lowest core of the mask",
+    )
+    g.add_argument(
+        "-c",
+        "--config",
+        "--json",
+        dest="json_config_file",
+        metavar="FILE",
+        help="JSON configuration file",
+    )
+    g.add_argument(
+        "--json-ignore-init-errors",
+        dest="json_config_ignore_errors",
+        action="store_true",
+        help="keep going when a config entry fails",
+    )
+    if with_rpc:
+        g.add_argument(
+            "-r",
+            "--rpc-socket",
+            dest="rpc_addr",
+            default=DEFAULT_RPC_ADDR,
+            metavar="PATH",
+            help=f"RPC listen address (default {DEFAULT_RPC_ADDR})",
+        )
+        g.add_argument(
+            "--no-rpc-server",
+            dest="no_rpc_server",
+            action="store_true",
+            help="do not start the RPC server",
+        )
+        g.add_argument(
+            "--wait-for-rpc",
+            dest="delay_subsystem_init",
+            action="store_true",
+            help="wait for the framework_start_init RPC before initialising subsystems",
+        )
+        g.add_argument(
+            "--rpcs-allowed",
+            dest="rpcs_allowed",
+            metavar="LIST",
+            help="comma-separated list of permitted RPCs",
+        )
+    g.add_argument(
+        "-L",
+        "--logflag",
+        dest="log_flags",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="enable a debug log flag (glob; 'all')",
+    )
+    g.add_argument(
+        "--silence-noticelog",
+        dest="silence_noticelog",
+        action="store_true",
+        help="print only warnings and errors",
+    )
+    g.add_argument(
+        "--busy-poll",
+        dest="busy_poll",
+        action="store_true",
+        help="spin on every reactor as SPDK does, instead of sleeping when idle",
+    )
+    g.add_argument(
+        "--interrupt-mode",
+        dest="interrupt_mode",
+        action="store_true",
+        help="accepted: spdkpy reactors already sleep when idle (see docs)",
+    )
+    g.add_argument(
+        "--disable-cpumask-locks",
+        dest="disable_cpumask_locks",
+        action="store_true",
+        help="do not claim /var/tmp/spdk_cpu_lock_* files (claimed only with --busy-poll)",
+    )
+    g.add_argument(
+        "--msg-mempool-size",
+        dest="msg_mempool_size",
+        type=_positive_int,
+        metavar="N",
+        help="size of the message mempool",
+    )
+    g.add_argument(
+        "--shutdown-timeout",
+        dest="shutdown_timeout_s",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="force the exit if a clean shutdown takes longer",
+    )
+    g.add_argument("-v", "--version", action="version", version=SPDK_VERSION_STRING)
+    env = parser.add_argument_group("accepted for compatibility, ignored (no DPDK here)")
+    for short, long, takes in (
+        ("-s", "--mem-size", True),
+        ("-n", "--mem-channels", True),
+        ("-g", "--single-file-segments", False),
+        ("-R", "--huge-unlink", False),
+        (None, "--huge-dir", True),
+        (None, "--no-huge", False),
+        (None, "--iova-mode", True),
+        (None, "--base-virtaddr", True),
+        (None, "--env-context", True),
+        (None, "--enforce-numa", False),
+        ("-i", "--shm-id", True),
+        ("-A", "--pci-allowed", True),
+        ("-B", "--pci-blocked", True),
+        ("-u", "--no-pci", False),
+        ("-e", "--tpoint-group", True),
+        (None, "--num-trace-entries", True),
+        ("-d", "--limit-coredump", False),
+    ):
+        names = [n for n in (short, long) if n is not None]
+        dest = "ignored_" + long.lstrip("-").replace("-", "_")
+        if takes:
+            env.add_argument(
+                *names, dest=dest, action="append", metavar="X", help=argparse.SUPPRESS
+            )
+        else:
+            env.add_argument(*names, dest=dest, action="store_true", help=argparse.SUPPRESS)
+
+
+def opts_from_args(name: str, args: argparse.Namespace) -> AppOptions:
+    """Build :class:`AppOptions` from a namespace filled by :func:`add_app_options`."""
+    rpc_addr: str | None = getattr(args, "rpc_addr", None)
+    if getattr(args, "no_rpc_server", False):
+        rpc_addr = None
+    allowed = getattr(args, "rpcs_allowed", None)
+    return AppOptions(
+        name=name,
+        reactor_mask=args.reactor_mask,
+        main_core=args.main_core,
+        rpc_addr=rpc_addr,
+        rpcs_allowed=[m for m in allowed.split(",") if m] if allowed else None,
+        json_config_file=args.json_config_file,
+        json_config_ignore_errors=args.json_config_ignore_errors,
+        delay_subsystem_init=getattr(args, "delay_subsystem_init", False),
+        log_flags=list(args.log_flags),
+        print_level="WARNING" if args.silence_noticelog else "NOTICE",
+        busy_poll=args.busy_poll,
+        interrupt_mode=args.interrupt_mode,
+        msg_mempool_size=args.msg_mempool_size,
+        disable_cpumask_locks=args.disable_cpumask_locks,
+        shutdown_timeout_s=args.shutdown_timeout_s,
+    )

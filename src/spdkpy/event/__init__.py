@@ -1,0 +1,41 @@
+"""The event framework: one reactor per core, events, and thread placement (SPDK's ``lib/event``
+reactor part).
+
+Layout: ``_reactor`` holds :class:`Reactor` and its loop (one pinned OS thread each) and the
+pooled :class:`Event`; ``_framework`` holds the set of reactors, the event pool, the thread-op
+hook that places new threads, and start/stop. Built only on ``spdkpy.env`` and ``spdkpy.thread``.
+"""
+
+from spdkpy.event._framework import EVENT_POOL_SIZE as EVENT_POOL_SIZE
+from spdkpy.event._framework import ReactorFramework as ReactorFramework
+from spdkpy.event._framework import ReactorState as ReactorState
+from spdkpy.event._framework import event_allocate as event_allocate
+from spdkpy.event._framework import event_call as event_call
+from spdkpy.event._framework import for_each_reactor as for_each_reactor
+from spdkpy.event._framework import get_framework as get_framework
+from spdkpy.event._framework import reactors_fini as reactors_fini
+from spdkpy.event._framework import reactors_init as reactors_init
+from spdkpy.event._reactor import EVENT_BATCH_SIZE as EVENT_BATCH_SIZE
+from spdkpy.event._reactor import Event as Event
+from spdkpy.event._reactor import LwThread as LwThread
+from spdkpy.event._reactor import Reactor as Reactor
+from spdkpy.event._reactor import ReactorStatistics as ReactorStatistics
+from spdkpy.event._reactor import current_reactor as current_reactor
+
+__all__ = [
+    "EVENT_BATCH_SIZE",
+    "EVENT_POOL_SIZE",
+    "Event",
+    "LwThread",
+    "Reactor",
+    "ReactorFramework",
+    "ReactorState",
+    "ReactorStatistics",
+    "current_reactor",
+    "event_allocate",
+    "event_call",
+    "for_each_reactor",
+    "get_framework",
+    "reactors_fini",
+    "reactors_init",
+]

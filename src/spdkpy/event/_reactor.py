@@ -1,0 +1,444 @@
+"""One reactor: the loop that runs on one pinned OS thread (SPDK's ``reactor_run``).
+
+Theory of operation
+-------------------
+Each iteration runs, in SPDK's order: one batch of at most 8 events, then one poll of each
+lightweight thread in list order, charging the time between the end of one thread's poll and the
+end of the next to busy or idle by the poll's result. Event time is folded into the first thread's
+interval, or into idle when the reactor hosts no thread, exactly as SPDK accounts it.
+
+After the poll, each thread is post-processed: an exited, idle thread is destroyed; a thread asked
+to move (``resched``) is unlinked right after its poll and placed again through an event, so no
+two reactors ever poll it at once and its queued messages travel with it.
+
+Sleeping (deviation 3). When an iteration did no work, the reactor may sleep: it arms its
+:class:`~spdkpy.env.Waker`, checks every source of work once more (its event ring, each thread's
+messages), and blocks in epoll until a sender wakes it or the earliest timed poller is due.
+Active pollers that report idle do not keep it awake, but the sleep is capped so that they still
+run regularly. ``busy_poll`` keeps SPDK's spinning instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import resource
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, final
+
+from spdkpy._log import notice
+from spdkpy.env import Ring, RingType, Waker
+from spdkpy.thread import Thread, ThreadState
+
+if TYPE_CHECKING:
+    from spdkpy.event._framework import ReactorFramework
+
+__all__ = ["Event", "LwThread", "Reactor", "ReactorStatistics", "current_reactor"]
+
+log = logging.getLogger("spdkpy.reactor")
+
+EVENT_RING_SIZE: Final = 65536
+EVENT_BATCH_SIZE: Final = 8
+IDLE_ACTIVE_POLLER_CAP_S: Final = 0.010
+"""Longest sleep while the reactor hosts active pollers that report idle."""
+MIN_SLEEP_TICKS: Final = 1_000_000
+"""A timed poller due sooner than this (1 ms, epoll's resolution) is spun for, not slept for."""
+CONTEXT_SWITCH_CHECK_TICKS: Final = 1_000_000_000
+
+_RUNNING_THREAD: Final = ThreadState.RUNNING
+_EXITED_THREAD: Final = ThreadState.EXITED
+
+
+class Event:
+    """An event: run ``fn(*args)`` on reactor ``core``. Pooled; get one from ``event_allocate``."""
+
+    __slots__ = ("args", "core", "fn")
+
+    def __init__(self) -> None:
+        self.core = 0
+        self.fn: Callable[..., object] | None = None
+        self.args: tuple[object, ...] = ()
+
+
+@final
+class LwThread:
+    """The reactor's scheduling context for one lightweight thread (SPDK's ``lw_thread``)."""
+
+    __slots__ = (
+        "initial_lcore",
+        "last_busy",
+        "last_idle",
+        "lcore",
+        "resched",
+        "thread",
+        "tsc_start",
+    )
+
+    def __init__(self, thread: Thread) -> None:
+        self.thread = thread
+        self.lcore: int | None = None
+        self.initial_lcore: int | None = None
+        self.resched = False
+        self.tsc_start = 0
+        self.last_busy = 0
+        self.last_idle = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReactorStatistics:
+    """Totals for one reactor. Times are in ticks (``tick_rate`` per second)."""
+
+    lcore: int
+    busy: int
+    idle: int
+    iterations: int
+    events_run: int
+    sleeps: int
+    slept: int
+    wakeups: int
+    thread_count: int
+    sleeping: bool
+    event_queue_depth: int
+    event_queue_high_water: int
+    tick_rate: int
+
+
+class _CurrentReactor(threading.local):
+    reactor: Reactor | None = None
+
+
+_current: Final = _CurrentReactor()
+
+
+def current_reactor() -> Reactor | None:
+    """The reactor running on this OS thread, or ``None``."""
+    return _current.reactor
+
+
+_libc_prctl: Callable[..., int] | None = None
+try:
+    _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    _libc_prctl = _libc.prctl
+except (OSError, AttributeError):  # pragma: no cover - non-glibc platforms
+    _libc_prctl = None
+
+
+def _set_os_thread_name(name: str) -> None:
+    """Name the OS thread (``top -H``, ``/proc/<pid>/task/*/comm``), as SPDK names its reactors."""
+    if _libc_prctl is not None:
+        _libc_prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+
+
+@final
+class Reactor:
+    """The loop of one core. Created by :func:`reactors_init`; never constructed by users."""
+
+    __slots__ = (
+        "_ctx_switches",
+        "_fd_handlers",
+        "_framework",
+        "_next_ctx_check",
+        "busy_tsc",
+        "event_cache",
+        "event_cache_size",
+        "events",
+        "events_run",
+        "idle_tsc",
+        "iterations",
+        "lcore",
+        "sleeping",
+        "sleeps",
+        "slept_tsc",
+        "threads",
+        "tsc_last",
+        "waker",
+    )
+
+    def __init__(self, framework: ReactorFramework, lcore: int, event_cache_size: int) -> None:
+        self._framework = framework
+        self.lcore = lcore
+        self.threads: list[LwThread] = []
+        self.events: Ring[Event] = Ring(EVENT_RING_SIZE, RingType.MP_SC, name=f"reactor_{lcore}")
+        self.event_cache: list[Event] = []
+        self.event_cache_size = event_cache_size
+        self.waker = Waker()
+        self._fd_handlers: dict[int, Callable[[int], object]] = {}
+        self.busy_tsc = 0
+        self.idle_tsc = 0
+        self.tsc_last = 0
+        self.iterations = 0
+        self.events_run = 0
+        self.sleeps = 0
+        self.slept_tsc = 0
+        self.sleeping = False
+        self._next_ctx_check = 0
+        self._ctx_switches = (0, 0)
+
+    @property
+    def thread_count(self) -> int:
+        return len(self.threads)
+
+    def add_wake_fd(self, fd: int, on_ready: Callable[[int], object]) -> None:
+        """Also wake this reactor when ``fd`` is readable; ``on_ready(fd)`` runs on it then."""
+        self._fd_handlers[fd] = on_ready
+        self.waker.add_fd(fd)
+
+    def remove_wake_fd(self, fd: int) -> None:
+        if self._fd_handlers.pop(fd, None) is not None:
+            self.waker.remove_fd(fd)
+
+    # ------------------------------------------------------------------ one iteration
+
+    def run_once(self) -> bool:
+        """One iteration: an event batch, then a poll of every thread. ``True`` if it did work."""
+        clock_now = self._framework.clock.now
+        worked = False
+
+        # ---- events: at most 8, FIFO, with no current SPDK thread. Events posted by these
+        # events wait for the next iteration, so self-posting events cannot starve the threads.
+        ring = self.events
+        q = ring.queue
+        if q:
+            n = len(q)
+            if n > ring.high_water:
+                ring.high_water = n
+            if n > EVENT_BATCH_SIZE:
+                n = EVENT_BATCH_SIZE
+            ring.dequeued += n
+            cache = self.event_cache
+            cache_size = self.event_cache_size
+            pool = self._framework.event_pool
+            self.events_run += n
+            for _ in range(n):
+                event = q.popleft()
+                fn = event.fn
+                args = event.args
+                event.fn = None
+                event.args = ()
+                if len(cache) < cache_size:
+                    cache.append(event)
+                else:
+                    pool.put(event)
+                fn(*args)  # type: ignore[misc]
+            worked = True
+
+        # ---- threads, in list order; each interval since the previous end is charged by rc.
+        threads = self.threads
+        if not threads:
+            now = clock_now()
+            self.idle_tsc += now - self.tsc_last
+            self.tsc_last = now
+        else:
+            tsc_last = self.tsc_last
+            leaving: list[LwThread] | None = None
+            for lw in threads:
+                thread = lw.thread
+                rc = thread.poll(0, tsc_last)
+                end = thread.tsc_last
+                if rc == 0:
+                    self.idle_tsc += end - tsc_last
+                elif rc > 0:
+                    self.busy_tsc += end - tsc_last
+                    worked = True
+                tsc_last = end
+                if lw.resched or thread.state is _EXITED_THREAD:
+                    if leaving is None:
+                        leaving = []
+                    leaving.append(lw)
+            self.tsc_last = tsc_last
+            if leaving is not None:
+                for lw in leaving:
+                    self._post_process(lw)
+        self.iterations += 1
+        return worked
+
+    def _post_process(self, lw: LwThread) -> None:
+        thread = lw.thread
+        if thread.state is _EXITED_THREAD:
+            if thread.is_idle() and thread.try_destroy():
+                self._unlink(lw)
+            return
+        if lw.resched and not thread.bound:
+            lw.resched = False
+            self._unlink(lw)
+            self._framework.schedule_thread(lw)
+
+    def adopt(self, lw: LwThread) -> None:
+        """Append ``lw`` to this reactor (runs as an event on this reactor)."""
+        thread = lw.thread
+        stats = thread.statistics()
+        lw.last_busy = stats.busy
+        lw.last_idle = stats.idle
+        if lw.initial_lcore is None:
+            lw.initial_lcore = self.lcore
+        lw.lcore = self.lcore
+        self.threads.append(lw)
+        thread.waker = self.waker
+
+    def _unlink(self, lw: LwThread) -> None:
+        self.threads.remove(lw)
+        lw.thread.waker = None
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> None:
+        """Run until the framework leaves RUNNING, then exit and destroy this reactor's threads."""
+        framework = self._framework
+        _current.reactor = self
+        _set_os_thread_name(f"reactor_{self.lcore}")
+        notice(log, "Reactor started on core %d", self.lcore)
+        self.tsc_last = framework.clock.now()
+        self._next_ctx_check = self.tsc_last + CONTEXT_SWITCH_CHECK_TICKS
+        busy_poll = framework.busy_poll
+        spin_ticks = framework.idle_spin_ticks
+        yield_os_thread = os.sched_yield
+        last_work = self.tsc_last
+        try:
+            while framework.state is framework.RUNNING_STATE:
+                if self.run_once():
+                    last_work = self.tsc_last
+                elif not busy_poll:
+                    # Spin-then-sleep: for a short while after the last work, yield the CPU (and
+                    # on GIL builds the interpreter lock) instead of sleeping, so a peer reactor
+                    # answering us right away costs no eventfd write and no epoll wake-up.
+                    if self.tsc_last - last_work < spin_ticks:
+                        yield_os_thread()
+                    else:
+                        self._sleep_if_idle()
+                if self.tsc_last >= self._next_ctx_check:
+                    self._check_context_switches()
+            self._exit_threads()
+        finally:
+            _current.reactor = None
+
+    def _sleep_if_idle(self) -> None:
+        waker = self.waker
+        waker.arm()
+        # Re-check after arming: a sender that enqueued before seeing ``armed`` is seen here.
+        if self.events.queue or any(lw.thread.has_pending_work() for lw in self.threads):
+            waker.disarm()
+            return
+        framework = self._framework
+        now = framework.clock.now()
+        timeout_s = -1.0
+        deadline: int | None = None
+        for lw in self.threads:
+            thread = lw.thread
+            expiration = thread.next_poller_expiration()
+            if thread.state is ThreadState.EXITING:
+                expiration = (
+                    thread.exit_deadline
+                    if expiration is None
+                    else min(expiration, thread.exit_deadline)
+                )
+            if expiration is not None and (deadline is None or expiration < deadline):
+                deadline = expiration
+            if thread.active_pollers:
+                timeout_s = IDLE_ACTIVE_POLLER_CAP_S
+        if deadline is not None:
+            remaining = deadline - now
+            if remaining < MIN_SLEEP_TICKS:
+                waker.disarm()
+                return
+            seconds = remaining / framework.clock.ticks_per_second
+            if timeout_s < 0 or seconds < timeout_s:
+                timeout_s = seconds
+        if framework.state is not framework.RUNNING_STATE:
+            waker.disarm()
+            return
+        self.sleeping = True
+        self.sleeps += 1
+        ready = waker.sleep(timeout_s)
+        self.sleeping = False
+        after = framework.clock.now()
+        self.slept_tsc += after - now
+        for fd in ready:
+            handler = self._fd_handlers.get(fd)
+            if handler is not None:
+                handler(fd)
+
+    def _check_context_switches(self) -> None:
+        self._next_ctx_check = self.tsc_last + CONTEXT_SWITCH_CHECK_TICKS
+        if not log.isEnabledFor(logging.INFO):
+            return
+        usage = resource.getrusage(resource.RUSAGE_THREAD)
+        counts = (usage.ru_nvcsw, usage.ru_nivcsw)
+        if counts != self._ctx_switches and self._ctx_switches != (0, 0):
+            log.info(
+                "detected %d voluntary context switches and %d involuntary context switches "
+                "on reactor %d",
+                counts[0] - self._ctx_switches[0],
+                counts[1] - self._ctx_switches[1],
+                self.lcore,
+            )
+        self._ctx_switches = counts
+
+    def _exit_threads(self) -> None:
+        """SPDK's exit path: exit what is still running, then poll until every thread is gone."""
+        framework = self._framework
+        for lw in list(self.threads):
+            thread = lw.thread
+            if thread.state is _RUNNING_THREAD:
+                if not thread.is_app_thread:
+                    log.error("spdk_thread_exit() was not called on thread '%s'", thread.name)
+                _exit_as(thread)
+        while self.threads:
+            # Events still arrive (a peer may place or message a thread here while it stops).
+            self.run_once()
+            for lw in list(self.threads):
+                thread = lw.thread
+                if thread.state is _EXITED_THREAD and thread.is_idle() and thread.try_destroy():
+                    self._unlink(lw)
+                elif thread.state is _RUNNING_THREAD:
+                    _exit_as(thread)  # arrived here after the exit walk
+            if self.threads and not framework.busy_poll:
+                self._sleep_if_idle_during_exit()
+
+    def _sleep_if_idle_during_exit(self) -> None:
+        # Threads held by timed pollers or outstanding channels still need their exit deadline
+        # checked, so never sleep past it.
+        self.waker.arm()
+        if self.events.queue or any(lw.thread.has_pending_work() for lw in self.threads):
+            self.waker.disarm()
+            return
+        self.waker.sleep(0.005)
+
+    def statistics(self) -> ReactorStatistics:
+        ring = self.events
+        return ReactorStatistics(
+            lcore=self.lcore,
+            busy=self.busy_tsc,
+            idle=self.idle_tsc,
+            iterations=self.iterations,
+            events_run=self.events_run,
+            sleeps=self.sleeps,
+            slept=self.slept_tsc,
+            wakeups=self.waker.wakeups,
+            thread_count=len(self.threads),
+            sleeping=self.sleeping,
+            event_queue_depth=len(ring),
+            event_queue_high_water=ring.high_water,
+            tick_rate=self._framework.clock.ticks_per_second,
+        )
+
+    def close(self) -> None:
+        self.waker.close()
+
+    def __repr__(self) -> str:
+        return f"<Reactor {self.lcore} threads={len(self.threads)}>"
+
+
+def _exit_as(thread: Thread) -> None:
+    """Call ``thread.exit()`` with ``thread`` current, as the reactor's exit path does."""
+    from spdkpy.thread import get_thread, set_thread
+
+    prev = get_thread()
+    set_thread(thread)
+    try:
+        thread.exit()
+    finally:
+        set_thread(prev)
