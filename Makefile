@@ -19,8 +19,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# Every core this process may run on, as an SPDK core list such as [0-3] or [0,2,5].
+CORES = $$($(BIN)/python -c 'import os; print("[" + ",".join(map(str, sorted(os.sched_getaffinity(0)))) + "]")')
+
 run: $(VENV)/.installed
-	$(BIN)/spdkpy tgt
+	$(BIN)/spdkpy tgt -m "$(CORES)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -42,7 +42,9 @@ def notice(logger: logging.Logger, msg: str, *args: object) -> None:
 class _SpdkFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         t = time.localtime(record.created)
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", t) + f".{int(record.msecs * 1000):06d}"
+        # record.msecs is whole milliseconds on Python >= 3.11; take microseconds from created.
+        usecs = int(record.created * 1_000_000) % 1_000_000
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", t) + f".{usecs:06d}"
         component = record.name.rpartition(".")[2]
         text = f"[{stamp}] {component}: *{record.levelname}*: {record.getMessage()}"
         if record.exc_info:

@@ -103,7 +103,9 @@ class App:
                 raise ConfigError(str(exc)) from None
         # Deviation 2: the mask is checked against the cores we may run on before anything starts.
         available = available_cores()
-        self.core_mask = parse_app_mask(opts.reactor_mask or "0x1", available)
+        # Only an absent mask means the default: an empty -m "" is an error, not 0x1.
+        mask_text = opts.reactor_mask if opts.reactor_mask is not None else "0x1"
+        self.core_mask = parse_app_mask(mask_text, available)
         self.main_core = (
             parse_main_core(opts.main_core, self.core_mask)
             if opts.main_core is not None
@@ -138,8 +140,10 @@ class App:
                     log.error("%s", exc)
                     self.rc = self.rc or 1
             finally:
-                self._cancel_watchdog()
+                # Handlers first: a signal landing after the watchdog is cancelled would arm a
+                # new one that nothing cancels.
                 self._restore_signal_handlers()
+                self._cancel_watchdog()
                 reactors_fini()
         finally:
             if self._locks is not None:

@@ -46,6 +46,7 @@ class SubsystemRegistry:
         self._init_cb: Callable[[int], None] | None = None
         self._fini_cb: Callable[[], None] | None = None
         self._fini_stack: list[Subsystem] = []
+        self._init_generation = 0  # bumped by fini(), so late init completions are ignored
 
     def register(self, subsystem: Subsystem) -> None:
         if any(s.name == subsystem.name for s in self._registered):
@@ -70,14 +71,19 @@ class SubsystemRegistry:
         done: list[Subsystem] = []
         done_names: set[str] = set()
         while remaining:
-            moved = [s for s in remaining if all(d in done_names for d in s.depends_on)]
-            if not moved:
+            # As SPDK's subsystem_sort: a subsystem moved earlier in this same pass already
+            # counts as sorted for the ones after it.
+            still: list[Subsystem] = []
+            for s in remaining:
+                if all(d in done_names for d in s.depends_on):
+                    done.append(s)
+                    done_names.add(s.name)
+                else:
+                    still.append(s)
+            if len(still) == len(remaining):
                 cycle = ", ".join(s.name for s in remaining)
                 raise ConfigError(f"subsystems depend on each other in a cycle: {cycle}")
-            for s in moved:
-                remaining.remove(s)
-                done.append(s)
-                done_names.add(s.name)
+            remaining = still
         return done
 
     def init(self, cb: Callable[[int], None]) -> None:
@@ -115,6 +121,7 @@ class SubsystemRegistry:
 
     def _make_init_done(self, subsystem: Subsystem) -> Callable[[int], None]:
         called = False
+        generation = self._init_generation
 
         def done(rc: int) -> None:
             nonlocal called
@@ -122,6 +129,10 @@ class SubsystemRegistry:
                 log.error("subsystem %s completed its init twice", subsystem.name)
                 return
             called = True
+            if generation != self._init_generation or self._init_cb is None:
+                # fini() interrupted the init (SPDK: g_subsystems_init_interrupted): ignore it.
+                log.info("init of subsystem %s completed after fini started", subsystem.name)
+                return
             if rc == 0:
                 self.initialized.append(subsystem)
             self._init_next(rc)
@@ -130,6 +141,8 @@ class SubsystemRegistry:
 
     def fini(self, cb: Callable[[], None]) -> None:
         """Tear down, in reverse, the subsystems that were initialised; then ``cb()``."""
+        self._init_generation += 1
+        self._init_cb = None  # an init still running is interrupted; its completion is ignored
         self._fini_stack = list(self.initialized)
         self._fini_cb = cb
         self._fini_next()

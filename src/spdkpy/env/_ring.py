@@ -105,16 +105,22 @@ class Ring(Generic[T]):
         q = self.queue
         q.append(item)
         if len(q) > self.capacity:
-            return self._take_back(item)
+            return not self.withdraw(item)
         return True
 
-    def _take_back(self, item: T) -> bool:
+    def withdraw(self, item: T) -> bool:
+        """Take back an entry just appended to :attr:`queue` that overflowed the capacity.
+
+        Returns ``True`` (a counted refusal) if it was withdrawn, ``False`` if the consumer had
+        already taken it, i.e. it was delivered. Hot paths append to :attr:`queue` themselves and
+        call this only when ``len(queue) > capacity``, exactly as :meth:`try_enqueue` does.
+        """
         try:
             self.queue.remove(item)
         except ValueError:
-            return True  # the consumer took it meanwhile: it was delivered
+            return False
         self._count_refused(1)
-        return False
+        return True
 
     def _count_refused(self, n: int) -> None:
         with self._refused_lock:

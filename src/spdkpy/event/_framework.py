@@ -109,7 +109,9 @@ class ReactorFramework:
         self.reactors: list[Reactor | None] = [None] * (self.cores[-1] + 1)
         for core in self.cores:
             self.reactors[core] = Reactor(self, core, cache_size)
-        self._valid_cores = frozenset(self.cores)
+        self._reactor_of: dict[int, Reactor] = {
+            core: reactor for core, reactor in enumerate(self.reactors) if reactor is not None
+        }
         self._next_core_index = 0
         self._shutdown_walk_issued = False
         self.app_core_mask = CpuSet()
@@ -131,20 +133,25 @@ class ReactorFramework:
     ) -> Event | None:
         """An event for ``fn(*args)`` on ``core``, or ``None`` if the event pool is empty.
 
-        Raises :class:`InputError` if ``core`` has no reactor. Callable from any OS thread; on a
-        reactor the event comes from that reactor's cache first.
+        Raises :class:`InputError` if ``core`` has no reactor. Callable from any OS thread.
         """
-        if core not in self._valid_cores:
-            raise InputError(f"core {core} has no reactor (mask {self.core_mask.format()})")
-        here = _current.reactor
-        if here is not None and here.event_cache:
-            event = here.event_cache.pop()
+        try:
+            reactor = self._reactor_of[core]
+        except KeyError:
+            raise InputError(
+                f"core {core} has no reactor (mask {self.core_mask.format()})"
+            ) from None
+        # Take from the cache of the reactor the event will run on, which refills it: list
+        # pop/append are atomic, so any OS thread may take, and no thread-local lookup is needed.
+        cache = reactor.event_cache
+        if cache:
+            event = cache.pop()
         else:
             got = self.event_pool.get()
             if got is None:
                 return None
             event = got
-        event.core = core
+        event.reactor = reactor
         event.fn = fn
         event.args = args
         return event
@@ -155,12 +162,16 @@ class ReactorFramework:
         Raises :class:`EventPoolExhaustedError` when the event pool is empty and
         :class:`InputError` if ``core`` has no reactor.
         """
-        # The body of try_event_allocate, repeated: this is the hottest call of the framework.
-        if core not in self._valid_cores:
-            raise InputError(f"core {core} has no reactor (mask {self.core_mask.format()})")
-        here = _current.reactor
-        if here is not None and here.event_cache:
-            event = here.event_cache.pop()
+        # try_event_allocate's body, repeated: this is the hottest call of the framework.
+        try:
+            reactor = self._reactor_of[core]
+        except KeyError:
+            raise InputError(
+                f"core {core} has no reactor (mask {self.core_mask.format()})"
+            ) from None
+        cache = reactor.event_cache
+        if cache:
+            event = cache.pop()
         else:
             got = self.event_pool.get()
             if got is None:
@@ -168,14 +179,14 @@ class ReactorFramework:
                     f"event pool {self.event_pool.name} is empty ({EVENT_POOL_SIZE} events in use)"
                 )
             event = got
-        event.core = core
+        event.reactor = reactor
         event.fn = fn
         event.args = args
         return event
 
     def try_event_call(self, event: Event) -> bool:
         """Queue ``event`` on its reactor; ``False`` (event released) if the ring is full."""
-        reactor = self.reactors[event.core]
+        reactor = event.reactor
         assert reactor is not None
         if not reactor.events.try_enqueue(event):
             event.fn = None
@@ -191,13 +202,16 @@ class ReactorFramework:
         """Queue ``event`` on its reactor (``spdk_event_call``); it runs there with no current
         SPDK thread. Raises :class:`QueueFullError` if that reactor's event ring is full.
         """
-        reactor = self.reactors[event.core]
+        reactor = event.reactor
         assert reactor is not None
-        if not reactor.events.try_enqueue(event):
+        ring = reactor.events
+        q = ring.queue
+        q.append(event)  # Ring.try_enqueue, inlined: this is the hottest call of the framework
+        if len(q) > ring.capacity and ring.withdraw(event):
             event.fn = None
             event.args = ()
             self.event_pool.put(event)
-            raise QueueFullError(f"event ring of reactor {event.core} is full")
+            raise QueueFullError(f"event ring of reactor {reactor.lcore} is full")
         waker = reactor.waker
         if waker.armed:
             waker.notify()

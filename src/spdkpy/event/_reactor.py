@@ -54,14 +54,19 @@ _EXITED_THREAD: Final = ThreadState.EXITED
 
 
 class Event:
-    """An event: run ``fn(*args)`` on reactor ``core``. Pooled; get one from ``event_allocate``."""
+    """An event: run ``fn(*args)`` on a reactor. Pooled; get one from ``event_allocate``."""
 
-    __slots__ = ("args", "core", "fn")
+    __slots__ = ("args", "fn", "reactor")
 
     def __init__(self) -> None:
-        self.core = 0
+        self.reactor: Reactor | None = None
         self.fn: Callable[..., object] | None = None
         self.args: tuple[object, ...] = ()
+
+    @property
+    def core(self) -> int | None:
+        """The core this event runs on."""
+        return self.reactor.lcore if self.reactor is not None else None
 
 
 @final

@@ -131,11 +131,17 @@ class IoChannel(Generic[CtxT]):
     def _release(self) -> None:
         device = self.device
         thread = self.thread
-        thread.io_channels.pop(device.key, None)
-        device.threads.pop(thread.id, None)
+        lock = thread.library.lock
+        # Under the library lock: other OS threads read device.threads (walks) and change
+        # refcnt/unregistered (get, unregister) concurrently.
+        with lock:
+            thread.io_channels.pop(device.key, None)
+            device.threads.pop(thread.id, None)
         device.destroy_cb(device.obj, self.ctx)
-        device.refcnt -= 1
-        if device.unregistered and device.refcnt == 0:
+        with lock:
+            device.refcnt -= 1
+            last = device.unregistered and device.refcnt == 0
+        if last:
             _finish_unregister(device)
 
     def _force_release(self) -> None:
@@ -192,12 +198,14 @@ def io_device_unregister(obj: object, unregister_cb: Callable[[], object] | None
             device.unregister_thread = thread
             return
         del lib.io_devices[device.key]
-    device.unregistered = True
-    device.unregister_cb = unregister_cb
-    device.unregister_thread = thread
+        # Decided under the lock, so exactly one of us and a racing last release finishes it.
+        device.unregistered = True
+        device.unregister_cb = unregister_cb
+        device.unregister_thread = thread
+        last = device.refcnt == 0
     if unregister_cb is not None:
         thread.pending_unregister_count += 1
-    if device.refcnt == 0:
+    if last:
         _finish_unregister(device)
 
 
@@ -289,9 +297,11 @@ class ChannelIterator:
         device = self.device
         assert device is not None
         if status == 0:
-            following = [tid for tid in device.threads if tid > thread.id]
-            if following:
-                self._visit(device.threads[min(following)])
+            with thread.library.lock:  # device.threads changes on other OS threads
+                following = [tid for tid in device.threads if tid > thread.id]
+                nxt = device.threads[min(following)] if following else None
+            if nxt is not None:
+                self._visit(nxt)
                 return
         self._finish()
 
@@ -314,9 +324,14 @@ class ChannelIterator:
     def _finish(self) -> None:
         device = self.device
         if device is not None:
-            device.for_each_count -= 1
-            if device.pending_unregister and device.for_each_count == 0:
-                device.pending_unregister = False
+            # Under the lock: io_device_unregister on another OS thread reads for_each_count
+            # and sets pending_unregister; unlocked, the replay could be lost.
+            with self._origin.library.lock:
+                device.for_each_count -= 1
+                replay = device.pending_unregister and device.for_each_count == 0
+                if replay:
+                    device.pending_unregister = False
+            if replay:
                 origin = device.unregister_thread
                 cb = device.unregister_cb
                 if origin is not None:

@@ -126,6 +126,7 @@ class Thread:
         "_msg_cache",
         "_next_poller_id",
         "_post_handlers",
+        "_refused_lock",
         "_ring",
         "_timed_seq",
         "active_poller_runs",
@@ -165,6 +166,7 @@ class Thread:
         self._msg_cache: list[Message] = lib.msg_pool.get_bulk(MSG_CACHE_SIZE) or []
         self._critical: Callable[[], object] | None = None
         self._crit_lock = threading.Lock()
+        self._refused_lock = threading.Lock()  # refusals come from any OS thread; count exactly
         self.active_pollers: list[Poller] = []
         # Heap of (next_run, sequence, poller): the sequence keeps equal deadlines FIFO.
         self.timed_pollers: list[tuple[int, int, Poller]] = []
@@ -216,7 +218,7 @@ class Thread:
         caller is this thread. Refusals (full ring, empty pool, exited thread) are counted.
         """
         if self.state is _EXITED:
-            self.messages_refused += 1
+            self._count_refused()
             return False
         sender = _current.thread
         if sender is not None and sender._msg_cache:
@@ -224,7 +226,7 @@ class Thread:
         else:
             got = self._lib.msg_pool.get()
             if got is None:
-                self.messages_refused += 1
+                self._count_refused()
                 return False
             msg = got
         msg.fn = fn
@@ -233,12 +235,17 @@ class Thread:
             msg.fn = None
             msg.args = ()
             self._lib.msg_pool.put(msg)
-            self.messages_refused += 1
+            self._count_refused()
             return False
         waker = self.waker
         if waker is not None and waker.armed:
             waker.notify()
         return True
+
+    def _count_refused(self) -> None:
+        # Cold path. ``+=`` on an attribute is not atomic across OS threads: lock it.
+        with self._refused_lock:
+            self.messages_refused += 1
 
     def send_msg(self, fn: Callable[[Unpack[Ts]], object], *args: *Ts) -> None:
         """Queue ``fn(*args)`` to run on this thread, later, in send order.
@@ -261,6 +268,7 @@ class Thread:
         """
         with self._crit_lock:
             if self._critical is not None:
+                self._count_refused()
                 raise QueueFullError(f"thread {self.name} already has a critical message pending")
             self._critical = fn
         waker = self.waker
