@@ -19,6 +19,7 @@ __all__ = [
     "NOTICE",
     "clear_log_flag",
     "enabled_log_flags",
+    "log_flags_matching",
     "notice",
     "set_log_flag",
     "setup_logging",
@@ -62,6 +63,11 @@ def setup_logging(print_level: int = NOTICE) -> None:
     root.addHandler(handler)
     root.setLevel(print_level)
     root.propagate = False
+
+
+def log_flags_matching(pattern: str) -> list[str]:
+    """The known flags that ``pattern`` (glob, case-insensitive, ``all``) names; may be empty."""
+    return _matching(pattern)
 
 
 def _matching(pattern: str) -> list[str]:

@@ -16,23 +16,22 @@ from spdkpy.event import (
     ReactorFramework,
     event_allocate,
     event_call,
-    reactors_fini,
-    reactors_init,
 )
-from spdkpy.testing import MockClock
+from spdkpy.testing import MockClock, ReactorHarness
 from spdkpy.thread import POLLER_BUSY, Thread, current_library, get_thread, set_thread
 
 CORES = CpuSet([0, 1, 2, 3])  # never started, so any cores will do
 
 
 @pytest.fixture
-def framework() -> Iterator[ReactorFramework]:
-    fw = reactors_init(CORES, clock=MockClock())
-    try:
-        yield fw
-    finally:
-        set_thread(None)
-        reactors_fini()
+def harness() -> Iterator[ReactorHarness]:
+    with ReactorHarness(CORES) as h:
+        yield h
+
+
+@pytest.fixture
+def framework(harness: ReactorHarness) -> ReactorFramework:
+    return harness.framework
 
 
 def step(fw: ReactorFramework, rounds: int = 20) -> None:
@@ -46,13 +45,13 @@ def hosted(fw: ReactorFramework) -> dict[str, int]:
     return {lw.thread.name: core for core in fw.cores for lw in fw.reactor(core).threads}
 
 
-def test_new_threads_reach_reactors_by_round_robin(framework: ReactorFramework) -> None:
+def test_new_threads_reach_reactors_by_round_robin(harness: ReactorHarness) -> None:
     app = Thread("app_thread", CpuSet([0]))
     others = [Thread(f"t{i}") for i in range(6)]
-    assert hosted(framework) == {}  # placement is an event: nothing lands before a reactor runs
-    step(framework)
+    assert harness.hosted() == {}  # placement is an event: nothing lands before a reactor runs
+    assert harness.run_until_idle() >= 1
     # The app thread takes core 0 and moves the cursor; the others follow it, wrapping around.
-    assert hosted(framework) == {
+    assert harness.hosted() == {
         "app_thread": 0,
         "t0": 1,
         "t1": 2,
@@ -61,8 +60,10 @@ def test_new_threads_reach_reactors_by_round_robin(framework: ReactorFramework) 
         "t4": 1,
         "t5": 2,
     }
-    assert all(t.waker is framework.reactor(hosted(framework)[t.name]).waker for t in others)
+    placed = harness.hosted()
+    assert all(t.waker is harness.framework.reactor(placed[t.name]).waker for t in others)
     assert app.is_app_thread
+    assert harness.run_until_idle() == 0
 
 
 @pytest.mark.parametrize(

@@ -227,9 +227,9 @@ class App:
         if thread is None:
             return
         self._arm_watchdog()
-        try:
-            thread.send_critical_msg(self._shutdown)
-        except SpdkpyError:
+        # The critical slot allocates nothing; if another critical message holds it, queue
+        # the shutdown as an ordinary message instead (refused only once the thread exited).
+        if not thread.try_send_critical_msg(self._shutdown):
             thread.try_send_msg(self._shutdown)
 
     def _shutdown(self) -> None:

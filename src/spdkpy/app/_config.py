@@ -63,6 +63,10 @@ class JsonConfig:
                 text = f.read()
         except OSError as exc:
             raise ConfigError(f"cannot read JSON config {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"JSON config {path} is not valid UTF-8: byte {exc.start} cannot be decoded"
+            ) from exc
         return cls.from_text(text, path)
 
     @classmethod
@@ -74,6 +78,10 @@ class JsonConfig:
                 f"JSON config {source} is not valid JSON: {exc.msg} at line {exc.lineno} "
                 f"column {exc.colno}"
             ) from exc
+        except (ValueError, RecursionError) as exc:
+            # json's other refusals: an integer too long to convert, nesting too deep.
+            reason = str(exc).split(":", 1)[0] or type(exc).__name__
+            raise ConfigError(f"JSON config {source} is not valid JSON: {reason}") from exc
         if not isinstance(root, dict):
             raise ConfigError(f"JSON config {source}: the root must be an object")
         if "subsystems" not in root:

@@ -8,10 +8,13 @@ A parse error is one line on stderr and exit code 2, as SPDK's ``SPDK_APP_PARSE_
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
+from spdkpy._log import LOG_FLAGS, log_flags_matching
 from spdkpy._version import SPDK_VERSION_STRING
 
 __all__ = [
@@ -62,6 +65,26 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _log_flag(text: str) -> str:
+    """``-L``: an unknown flag is a command-line error (exit 2), as in ``spdk_app_parse_args``."""
+    if not log_flags_matching(text):
+        raise argparse.ArgumentTypeError(
+            f"unknown log flag {text!r} (known: {', '.join(LOG_FLAGS)}, all)"
+        )
+    return text
+
+
+def _timeout_seconds(text: str) -> float:
+    """A finite number of seconds the watchdog timer can wait; 0 or less turns it off."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    if not math.isfinite(value) or value > threading.TIMEOUT_MAX:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, got {text!r}")
     return value
 
 
@@ -127,6 +150,7 @@ def add_app_options(parser: argparse.ArgumentParser, *, with_rpc: bool = True) -
         "-L",
         "--logflag",
         dest="log_flags",
+        type=_log_flag,
         action="append",
         default=[],
         metavar="FLAG",
@@ -166,10 +190,10 @@ def add_app_options(parser: argparse.ArgumentParser, *, with_rpc: bool = True) -
     g.add_argument(
         "--shutdown-timeout",
         dest="shutdown_timeout_s",
-        type=float,
+        type=_timeout_seconds,
         default=10.0,
         metavar="SECONDS",
-        help="force the exit if a clean shutdown takes longer",
+        help="force the exit if a clean shutdown takes longer (0: never)",
     )
     g.add_argument("-v", "--version", action="version", version=SPDK_VERSION_STRING)
     env = parser.add_argument_group("accepted for compatibility, ignored (no DPDK here)")

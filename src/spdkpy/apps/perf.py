@@ -15,10 +15,15 @@ import threading
 from typing import Any
 
 from spdkpy.app import App, AppArgumentParser, AppOptions, add_app_options, opts_from_args
-from spdkpy.event import get_framework
+from spdkpy.event import EVENT_POOL_SIZE, get_framework
 from spdkpy.thread import POLLER_BUSY, POLLER_IDLE, Poller, get_thread
 
 __all__ = ["add_parser"]
+
+
+# Each event re-posts itself before it is freed, and stopping the app needs events of its own
+# (for_each_reactor), so the queue depth must leave the fixed event pool plenty of room.
+MAX_REACTOR_QUEUE_DEPTH = EVENT_POOL_SIZE // 2
 
 
 def _seconds(text: str) -> int:
@@ -61,7 +66,14 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
     reactor = tools.add_parser("reactor", help="one reactor's event-loop throughput (reactor_perf)")
     add_app_options(reactor, with_rpc=False)
-    reactor.add_argument("-q", dest="queue_depth", type=_count(1), default=1, metavar="DEPTH")
+    reactor.add_argument(
+        "-q",
+        dest="queue_depth",
+        type=_count(1, MAX_REACTOR_QUEUE_DEPTH),
+        default=1,
+        metavar="DEPTH",
+        help=f"events in flight, 1..{MAX_REACTOR_QUEUE_DEPTH} (default 1)",
+    )
     reactor.add_argument("-t", dest="time", type=_seconds, required=True, metavar="SECONDS")
     reactor.set_defaults(run=run_reactor)
 

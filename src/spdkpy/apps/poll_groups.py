@@ -10,6 +10,7 @@ unregister its poller, report its run count and exit, prints the counts and stop
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -32,12 +33,23 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         "-t",
         "--time",
         dest="time",
-        type=float,
+        type=_run_time,
         default=3.0,
         metavar="SECONDS",
         help="how long the poll groups run (default 3)",
     )
     parser.set_defaults(run=run)
+
+
+def _run_time(text: str) -> float:
+    """``-t``: a positive, finite number of seconds (it becomes a poller period in µs)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid time {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"time must be a finite number > 0 seconds, got {text!r}")
+    return value
 
 
 def _print(text: str) -> None:

@@ -341,18 +341,45 @@ class ReactorFramework:
             try:
                 reactor.run()
             except Exception as exc:  # a message, poller or event raised: stop everything
-                log.exception("reactor %d stopped by an unhandled exception", core)
+                # One line by default (user-facing commands never print a traceback); the
+                # traceback is one log flag away.
+                log.error(
+                    "reactor %d stopped by an unhandled %s: %s (-L reactor shows the traceback)",
+                    core,
+                    type(exc).__name__,
+                    exc,
+                )
+                log.debug("traceback of the failure on reactor %d", core, exc_info=exc)
                 if self.failure is None:
                     self.failure = exc
                 self._stop_now()
+                self._salvage_exit(reactor)
 
         return run
+
+    def _salvage_exit(self, reactor: Reactor) -> None:
+        """After a failure, still exit and destroy the failed reactor's threads if they let us."""
+        try:
+            reactor._exit_threads()
+        except Exception as exc:
+            log.error(
+                "reactor %d: %d thread(s) abandoned after the failure (%s)",
+                reactor.lcore,
+                len(reactor.threads),
+                type(exc).__name__,
+            )
+            reactor.threads.clear()
 
     def stop(self) -> None:
         """Ask every reactor to leave its loop (``spdk_reactors_stop``); returns at once."""
         if self._shutdown_walk_issued:
             return
-        self.for_each_reactor(_nop, self._stop_now)
+        try:
+            self.for_each_reactor(_nop, self._stop_now)
+        except (EventPoolExhaustedError, QueueFullError):
+            # No event to walk with (an app filled the pool or a ring): stopping must still work.
+            log.warning("reactors stop without the for_each_reactor walk: no event available")
+            self._stop_now()
         self._shutdown_walk_issued = True
 
     def _stop_now(self) -> None:

@@ -25,6 +25,7 @@ import ctypes.util
 import logging
 import os
 import resource
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ MIN_SLEEP_TICKS: Final = 1_000_000
 """A timed poller due sooner than this (1 ms, epoll's resolution) is spun for, not slept for."""
 CONTEXT_SWITCH_CHECK_TICKS: Final = 1_000_000_000
 
+_GIL_ENABLED: Final[bool] = getattr(sys, "_is_gil_enabled", lambda: True)()
 _RUNNING_THREAD: Final = ThreadState.RUNNING
 _EXITED_THREAD: Final = ThreadState.EXITED
 
@@ -306,7 +308,12 @@ class Reactor:
             while framework.state is framework.RUNNING_STATE:
                 if self.run_once():
                     last_work = self.tsc_last
-                elif not busy_poll:
+                elif busy_poll:
+                    # Spinning, as SPDK does; but on a GIL build an idle spinner would hold the
+                    # interpreter lock for a whole switch interval (5 ms) while its peers wait.
+                    if _GIL_ENABLED:
+                        yield_os_thread()
+                else:
                     # Spin-then-sleep: for a short while after the last work, yield the CPU (and
                     # on GIL builds the interpreter lock) instead of sleeping, so a peer reactor
                     # answering us right away costs no eventfd write and no epoll wake-up.

@@ -407,10 +407,11 @@ def for_each_thread(fn: Callable[[], object], cpl: Callable[[], object]) -> None
             except ValueError:
                 start = len(threads)
             following = [t for t in threads[start:] if t.state is ThreadState.RUNNING]
-        if following:
-            following[0].send_msg(visit, following[0])
-        else:
-            origin.send_msg(complete)
+        # A thread may exit on its own OS thread between the check and the send: skip it then.
+        for thread_next in following:
+            if thread_next.try_send_msg(visit, thread_next):
+                return
+        origin.send_msg(complete)
 
     with lib.lock:
         # SPDK starts at the head of the list; an exited head could not take a message.

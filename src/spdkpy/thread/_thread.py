@@ -261,19 +261,25 @@ class Thread:
             raise QueueFullError(f"message ring of thread {self.name} is full ({MSG_RING_SIZE})")
         raise PoolExhaustedError(f"message could not be allocated for thread {self.name}")
 
-    def send_critical_msg(self, fn: Callable[[], object]) -> None:
+    def try_send_critical_msg(self, fn: Callable[[], object]) -> bool:
         """Run ``fn()`` first thing in the next poll; allocates nothing (safe in signal handlers).
 
-        Only one may be pending: a second raises :class:`QueueFullError`.
+        Only one may be pending: while one is, this returns ``False`` (a counted refusal).
         """
         with self._crit_lock:
             if self._critical is not None:
                 self._count_refused()
-                raise QueueFullError(f"thread {self.name} already has a critical message pending")
+                return False
             self._critical = fn
         waker = self.waker
         if waker is not None:
             waker.notify()
+        return True
+
+    def send_critical_msg(self, fn: Callable[[], object]) -> None:
+        """:meth:`try_send_critical_msg`, raising :class:`QueueFullError` where SPDK aborts."""
+        if not self.try_send_critical_msg(fn):
+            raise QueueFullError(f"thread {self.name} already has a critical message pending")
 
     def exec_msg(self, fn: Callable[[Unpack[Ts]], object], *args: *Ts) -> None:
         """Run ``fn(*args)`` now if this thread is current, else send it as a message."""

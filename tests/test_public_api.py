@@ -1,0 +1,141 @@
+"""Pins the public API: a name added or removed here is a deliberate, reviewed change."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC_API: dict[str, list[str]] = {
+    "spdkpy.env": [
+        "Clock",
+        "CpuSet",
+        "DEFAULT_RING_SIZE",
+        "MAX_CPUSET_BITS",
+        "MAX_LCORES",
+        "Mempool",
+        "MempoolStatistics",
+        "MonotonicClock",
+        "Ring",
+        "RingStatistics",
+        "RingType",
+        "TICKS_PER_SECOND",
+        "Waker",
+        "available_cores",
+        "cache_size_for",
+        "current_core",
+        "launch_pinned",
+        "parse_app_mask",
+        "parse_main_core",
+        "pin_current_thread",
+        "refresh_available_cores",
+        "us_to_ticks",
+        "wait_all",
+    ],
+    "spdkpy.thread": [
+        "ChannelIterator",
+        "DEFAULT_MSG_MEMPOOL_SIZE",
+        "IoChannel",
+        "IoDevice",
+        "MSG_BATCH_SIZE",
+        "POLLER_BUSY",
+        "POLLER_IDLE",
+        "Poller",
+        "PollerState",
+        "PollerStatistics",
+        "THREAD_EXIT_TIMEOUT_S",
+        "Thread",
+        "ThreadLibrary",
+        "ThreadOp",
+        "ThreadOpFn",
+        "ThreadOpSupportedFn",
+        "ThreadState",
+        "ThreadStatistics",
+        "current_library",
+        "for_each_channel",
+        "for_each_thread",
+        "get_io_channel",
+        "get_thread",
+        "io_device_register",
+        "io_device_unregister",
+        "library_or_none",
+        "set_thread",
+        "thread_lib_fini",
+        "thread_lib_init",
+    ],
+    "spdkpy.event": [
+        "EVENT_BATCH_SIZE",
+        "EVENT_POOL_SIZE",
+        "Event",
+        "LwThread",
+        "Reactor",
+        "ReactorFramework",
+        "ReactorState",
+        "ReactorStatistics",
+        "current_reactor",
+        "event_allocate",
+        "event_call",
+        "for_each_reactor",
+        "get_framework",
+        "reactors_fini",
+        "reactors_init",
+    ],
+    "spdkpy.app": [
+        "App",
+        "AppArgumentParser",
+        "AppOptions",
+        "ConfigEntry",
+        "CoreLocks",
+        "DEFAULT_RPC_ADDR",
+        "JsonConfig",
+        "MethodSpec",
+        "RpcState",
+        "Subsystem",
+        "SubsystemRegistry",
+        "add_app_options",
+        "app_start_shutdown",
+        "app_stop",
+        "get_app",
+        "opts_from_args",
+        "replay_config",
+    ],
+    "spdkpy.errors": [
+        "ConfigError",
+        "EventPoolExhaustedError",
+        "InputError",
+        "InternalError",
+        "InvalidCpuMaskError",
+        "InvalidStateError",
+        "NoSuchDeviceError",
+        "NotSupportedError",
+        "PoolExhaustedError",
+        "QueueFullError",
+        "ResourceError",
+        "SpdkpyError",
+        "ThreadExitedError",
+        "WrongThreadError",
+    ],
+    "spdkpy.testing": [
+        "MockClock",
+        "ReactorHarness",
+        "ThreadHarness",
+    ],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC_API))
+def test_public_names_are_exactly_the_pinned_ones(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert sorted(mod.__all__) == PUBLIC_API[module]
+    for name in mod.__all__:
+        assert hasattr(mod, name), f"{module}.{name} is exported but missing"
+
+
+def test_every_error_derives_from_the_root() -> None:
+    import spdkpy.errors as errors
+
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.SpdkpyError)
+        assert isinstance(cls.errno, int)
+        assert cls.errno > 0
