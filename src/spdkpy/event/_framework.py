@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import sys
 from collections.abc import Callable
 from typing import Final, TypeVarTuple, Unpack, final
 
@@ -64,6 +65,13 @@ log = logging.getLogger("spdkpy.reactor")
 Ts = TypeVarTuple("Ts")
 
 EVENT_POOL_SIZE: Final = 16383
+DEFAULT_GIL_SWITCH_INTERVAL_S: Final = 0.0005
+"""The interpreter switch interval while two or more reactors run on a GIL build."""
+
+
+def _gil_enabled() -> bool:
+    is_enabled = getattr(sys, "_is_gil_enabled", None)  # Python 3.13+
+    return True if is_enabled is None else bool(is_enabled())
 
 
 class ReactorState(enum.Enum):
@@ -89,6 +97,7 @@ class ReactorFramework:
         busy_poll: bool,
         clock: Clock,
         idle_spin_us: int = 50,
+        gil_switch_interval_s: float | None = DEFAULT_GIL_SWITCH_INTERVAL_S,
     ) -> None:
         if not cores:
             raise InputError("the reactor core mask is empty")
@@ -99,6 +108,7 @@ class ReactorFramework:
         self.main_core = main_core
         self.busy_poll = busy_poll
         self.idle_spin_ticks = idle_spin_us * 1000
+        self.gil_switch_interval_s = gil_switch_interval_s
         self.clock = clock
         self.state = ReactorState.UNINITIALIZED
         self.event_pool: Mempool[Event] = Mempool(
@@ -317,6 +327,12 @@ class ReactorFramework:
             raise InvalidStateError(f"reactors are {self.state.value}, not initialized")
         self.state = ReactorState.RUNNING
         saved_affinity = os.sched_getaffinity(0)
+        saved_switch_interval = sys.getswitchinterval()
+        if self.gil_switch_interval_s is not None and len(self.cores) > 1 and _gil_enabled():
+            # Reactors hand the GIL to each other when idle; a short switch interval makes
+            # CPython hand it over for sure instead of letting the yielding reactor re-take it.
+            # perf event -m 0x3 gains about a third; a lone reactor is unaffected.
+            sys.setswitchinterval(self.gil_switch_interval_s)
         try:
             pin_current_thread(self.main_core)
             for core in self.cores:
@@ -330,6 +346,7 @@ class ReactorFramework:
             finally:
                 # Threads and processes started later from this OS thread inherit its affinity.
                 os.sched_setaffinity(0, saved_affinity)
+                sys.setswitchinterval(saved_switch_interval)
                 self.state = ReactorState.SHUTDOWN
         if self.failure is not None:
             raise InternalError(f"a reactor failed: {self.failure!r}") from self.failure
@@ -417,6 +434,7 @@ def reactors_init(
     msg_mempool_size: int | None = None,
     busy_poll: bool = False,
     idle_spin_us: int = 50,
+    gil_switch_interval_s: float | None = DEFAULT_GIL_SWITCH_INTERVAL_S,
     clock: Clock | None = None,
 ) -> ReactorFramework:
     """Create one reactor per core of ``cores`` and install the thread placement hook
@@ -424,7 +442,8 @@ def reactors_init(
 
     An idle reactor sleeps (deviation 3); for ``idle_spin_us`` after its last work it first
     yields instead, so a quick answer from a peer reactor needs no wake-up. ``busy_poll`` spins
-    forever, as SPDK does.
+    forever, as SPDK does. On a GIL build with two or more reactors, the interpreter's switch
+    interval is set to ``gil_switch_interval_s`` while they run (``None`` leaves it alone).
     """
     if idle_spin_us < 0:
         raise InputError(f"idle spin must be >= 0 us, got {idle_spin_us}")
@@ -442,6 +461,7 @@ def reactors_init(
         busy_poll=busy_poll,
         clock=clock or MonotonicClock(),
         idle_spin_us=idle_spin_us,
+        gil_switch_interval_s=gil_switch_interval_s,
     )
     thread_lib_init(
         framework.thread_op,
