@@ -160,6 +160,7 @@ def run_reactor(args: argparse.Namespace) -> int:
     depth: int = args.queue_depth
     counter = [0]
     final = [0]
+    running = [True]
     end_poller: list[Poller] = []
 
     def finish() -> None:
@@ -169,6 +170,7 @@ def run_reactor(args: argparse.Namespace) -> int:
 
     def test_end() -> int:
         final[0] = counter[0]
+        running[0] = False
         _print("test_end")
         finish()
         return POLLER_BUSY
@@ -176,6 +178,7 @@ def run_reactor(args: argparse.Namespace) -> int:
     def shutdown() -> None:
         _print("test_abort")
         final[0] = counter[0]
+        running[0] = False
         finish()
 
     def start() -> None:
@@ -186,7 +189,8 @@ def run_reactor(args: argparse.Namespace) -> int:
 
         def nop() -> None:
             counter[0] += 1
-            call(allocate(core, nop))
+            if running[0]:  # after the end, let the events drain instead of stranding them
+                call(allocate(core, nop))
 
         _print("test_start")
         thread = get_thread()

@@ -348,8 +348,20 @@ class ReactorFramework:
                 os.sched_setaffinity(0, saved_affinity)
                 sys.setswitchinterval(saved_switch_interval)
                 self.state = ReactorState.SHUTDOWN
+                self._report_stranded_events()
         if self.failure is not None:
             raise InternalError(f"a reactor failed: {self.failure!r}") from self.failure
+
+    def _report_stranded_events(self) -> None:
+        # Events sent to a reactor after it left its loop cannot run; say so rather than lose
+        # them silently (SPDK drops them without a word).
+        for reactor in self.reactors:
+            if reactor is not None and reactor.events.queue:
+                log.warning(
+                    "reactor %d stopped with %d event(s) that never ran",
+                    reactor.lcore,
+                    len(reactor.events.queue),
+                )
 
     def _guarded_run(self, core: int) -> Callable[[], None]:
         reactor = self.reactor(core)
