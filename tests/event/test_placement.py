@@ -246,3 +246,48 @@ def test_exit_path_exits_forgotten_threads_and_destroys_all(
     assert ran == list(range(30))  # queued messages ran before the thread went away
     assert all(not framework.reactor(c).threads for c in framework.cores)
     assert current_library().threads == []
+
+
+def test_set_cpumask_moves_a_thread_with_its_messages_in_order(harness: ReactorHarness) -> None:
+    mover = Thread("mover", CpuSet([1]))
+    harness.run_until_idle()
+    assert harness.hosted() == {"mover": 1}
+    seen: list[int] = []
+
+    def move() -> None:
+        me = get_thread()
+        assert me is mover
+        me.set_cpumask(CpuSet([3]))
+
+    mover.send_msg(move)
+    for i in range(50):
+        mover.send_msg(seen.append, i)
+    harness.step(1, order=[1])  # the move runs; the reactor unlinks the thread after this poll
+    assert harness.hosted() == {}  # in transit: nobody polls it, its messages wait
+    assert seen == list(range(7))  # one batch of 8: the move and the first 7 messages
+    harness.run_until_idle()
+    assert harness.hosted() == {"mover": 3}
+    assert seen == list(range(50))
+    assert mover.waker is harness.framework.reactor(3).waker
+
+
+def test_set_cpumask_needs_the_owning_thread_and_a_core(harness: ReactorHarness) -> None:
+    from spdkpy.errors import WrongThreadError
+
+    thread = Thread("t", CpuSet([0]))
+    with pytest.raises(WrongThreadError):
+        thread.set_cpumask(CpuSet([1]))
+    set_thread(thread)
+    with pytest.raises(InputError, match="empty cpumask"):
+        thread.set_cpumask(CpuSet())
+    set_thread(None)
+
+
+def test_set_cpumask_without_a_framework_is_not_supported() -> None:
+    from spdkpy.errors import NotSupportedError
+    from spdkpy.testing import ThreadHarness
+
+    with ThreadHarness(1) as h:
+        h.set_thread(0)
+        with pytest.raises(NotSupportedError):
+            h.threads[0].set_cpumask(CpuSet([0]))

@@ -30,6 +30,7 @@ from spdkpy.env import CpuSet, Ring, RingType, Waker, us_to_ticks
 from spdkpy.errors import (
     InputError,
     InvalidStateError,
+    NotSupportedError,
     PoolExhaustedError,
     QueueFullError,
     ResourceError,
@@ -656,6 +657,22 @@ class Thread:
         if self._msg_cache:
             self._lib.msg_pool.put_bulk(self._msg_cache)
             self._msg_cache = []
+
+    def set_cpumask(self, cpumask: CpuSet) -> None:
+        """Move this thread to a core of ``cpumask`` (``spdk_thread_set_cpumask``).
+
+        Call on this thread. The framework unlinks it from its reactor right after the current
+        poll and places it again; its queued messages travel with it. Raises
+        :class:`NotSupportedError` when the framework cannot re-place threads (no ``RESCHED``).
+        """
+        self._check_owner("set the cpumask")
+        lib = self._lib
+        if lib.op_fn is None or not lib.supports(ThreadOp.RESCHED):
+            raise NotSupportedError("this framework cannot move threads (no RESCHED op)")
+        if not cpumask:
+            raise InputError(f"thread {self.name}: an empty cpumask names no core")
+        self.cpumask = cpumask
+        lib.op_fn(self, ThreadOp.RESCHED)
 
     # ---------------------------------------------------------------- misc
 
