@@ -16,22 +16,39 @@ from typing import Final
 
 __all__ = [
     "LOG_FLAGS",
+    "LOG_LEVELS",
     "NOTICE",
     "clear_log_flag",
     "enabled_log_flags",
+    "get_log_level",
+    "get_print_level",
     "log_flags_matching",
+    "log_level_name",
     "notice",
+    "parse_log_level",
     "set_log_flag",
+    "set_log_level",
+    "set_print_level",
     "setup_logging",
 ]
 
 NOTICE: Final = 25
 logging.addLevelName(NOTICE, "NOTICE")
 
-LOG_FLAGS: Final[tuple[str, ...]] = ("app", "reactor", "thread", "env", "perf")
+LOG_FLAGS: Final[tuple[str, ...]] = ("app", "reactor", "thread", "env", "perf", "rpc")
 """The log flags this build knows (SPDK: ``SPDK_LOG_REGISTER_COMPONENT``)."""
 
+LOG_LEVELS: Final[dict[str, int]] = {
+    "ERROR": logging.ERROR,
+    "WARNING": logging.WARNING,
+    "NOTICE": NOTICE,
+    "INFO": logging.INFO,
+    "DEBUG": logging.DEBUG,
+}
+"""SPDK's level names (``log_set_level``, ``log_set_print_level``) and their logging levels."""
+
 _enabled: set[str] = set()
+_log_level = NOTICE
 
 
 def notice(logger: logging.Logger, msg: str, *args: object) -> None:
@@ -103,3 +120,37 @@ def clear_log_flag(pattern: str) -> list[str]:
 
 def enabled_log_flags() -> dict[str, bool]:
     return {flag: flag in _enabled for flag in LOG_FLAGS}
+
+
+def parse_log_level(name: str) -> int | None:
+    """The level SPDK's name ``name`` (ASCII, any case: ``strcasecmp``) stands for, or ``None``."""
+    return LOG_LEVELS.get(name.upper()) if name.isascii() else None
+
+
+def log_level_name(level: int) -> str | None:
+    """SPDK's name of ``level``, or ``None`` if it is not one of SPDK's five."""
+    return next((name for name, value in LOG_LEVELS.items() if value == level), None)
+
+
+def set_print_level(level: int) -> None:
+    """What reaches stderr (SPDK's print level): the level of the ``spdkpy`` logger.
+
+    Loggers whose log flag is on keep their own DEBUG level (``set_log_flag``), so their
+    messages still reach stderr.
+    """
+    logging.getLogger("spdkpy").setLevel(level)
+
+
+def get_print_level() -> int:
+    return logging.getLogger("spdkpy").level
+
+
+def set_log_level(level: int) -> None:
+    """SPDK's log level, which only decides what goes to syslog. spdkpy logs to stderr only, so
+    the value is kept and reported (``log_get_level``) but filters nothing."""
+    global _log_level
+    _log_level = level
+
+
+def get_log_level() -> int:
+    return _log_level

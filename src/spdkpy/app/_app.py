@@ -25,14 +25,16 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import final
 
-from spdkpy._log import NOTICE, notice, set_log_flag, setup_logging
-from spdkpy.app._config import JsonConfig, MethodSpec, RpcState, replay_config
+from spdkpy._log import NOTICE, notice, set_log_flag, set_log_level, setup_logging
+from spdkpy.app._config import JsonConfig, MethodSpec, methods_from_registry, replay_config
 from spdkpy.app._core_locks import CoreLocks
 from spdkpy.app._opts import AppOptions
+from spdkpy.app._rpc_methods import register_app_methods
 from spdkpy.app._subsystem import SubsystemRegistry
 from spdkpy.env import CpuSet, available_cores, parse_app_mask, parse_main_core
 from spdkpy.errors import ConfigError, InvalidStateError, SpdkpyError, ThreadExitedError
 from spdkpy.event import ReactorFramework, reactors_fini, reactors_init
+from spdkpy.rpc import RpcRegistry, RpcServer, RpcState
 from spdkpy.thread import Thread
 
 __all__ = ["App", "app_start_shutdown", "app_stop", "get_app"]
@@ -59,6 +61,10 @@ class App:
         self.opts = opts
         self.subsystems = subsystems if subsystems is not None else SubsystemRegistry()
         self.methods: Mapping[str, MethodSpec] = methods if methods is not None else {}
+        self.rpc = RpcRegistry()
+        """The app's JSON-RPC methods; layers add theirs before :meth:`start`."""
+        self.rpc_server: RpcServer | None = None
+        self._init_waiters: list[Callable[[int], object]] = []
         self.rc = 0
         self.framework: ReactorFramework | None = None
         self.app_thread: Thread | None = None
@@ -91,11 +97,8 @@ class App:
             raise ConfigError("the app needs a name")
         if opts.delay_subsystem_init and opts.rpc_addr is None:
             raise ConfigError("--wait-for-rpc needs the RPC server (do not use --no-rpc-server)")
-        if opts.delay_subsystem_init:
-            raise ConfigError(
-                "--wait-for-rpc needs the JSON-RPC server, which this version does not have yet"
-            )
         setup_logging(NOTICE if opts.print_level == "NOTICE" else logging.WARNING)
+        set_log_level(NOTICE)  # SPEC §6.3 step 3 (SPDK's syslog level; reported by log_get_level)
         for flag in opts.log_flags:
             try:
                 set_log_flag(flag)
@@ -118,6 +121,19 @@ class App:
             raise InvalidStateError("another App is already running in this process")
         if opts.busy_poll and not opts.disable_cpumask_locks:
             self._locks = CoreLocks.claim(self.core_mask)
+        if opts.rpc_addr is not None:
+            self.rpc.allowlist = frozenset(opts.rpcs_allowed) if opts.rpcs_allowed else None
+            register_app_methods(self.rpc, self)
+            server = RpcServer(opts.rpc_addr, self.rpc)
+            try:
+                # Claimed before anything starts, so a busy path is one clear line, not a stop.
+                server.listen()
+            except BaseException:
+                if self._locks is not None:
+                    self._locks.release()
+                    self._locks = None
+                raise
+            self.rpc_server = server
         _app = self
         try:
             notice(log, "Total cores available: %d", len(self.core_mask))
@@ -144,6 +160,8 @@ class App:
                 # new one that nothing cancels.
                 self._restore_signal_handlers()
                 self._cancel_watchdog()
+                if self.rpc_server is not None:
+                    self.rpc_server.close()  # idempotent: normally closed in _fini_done
                 reactors_fini()
         finally:
             if self._locks is not None:
@@ -162,20 +180,62 @@ class App:
                 log.error("%s", exc)
                 self.stop(-exc.errno)
                 return
+        server = self.rpc_server
+        if server is not None:
+            try:
+                server.start()
+            except ConfigError as exc:
+                log.error("%s", exc)
+                self.stop(-exc.errno)
+                return
+            if self.opts.delay_subsystem_init:
+                notice(log, "Waiting for the framework_start_init RPC (--wait-for-rpc)")
+                return
+            server.pause()  # neither accept nor serve while the subsystems initialise
         self.subsystems.init(self._init_done)
 
+    def start_init(self, done: Callable[[int], object]) -> None:
+        """Initialise the subsystems now (``framework_start_init``); ``done(rc)`` follows init,
+        the RUNTIME config and ``start_fn``. On the app thread, in the STARTUP state only.
+        """
+        if self.rpc.state is not RpcState.STARTUP:
+            raise InvalidStateError("the framework is already initialised")
+        self._init_waiters.append(done)
+        if self.rpc_server is not None:
+            self.rpc_server.pause()
+        self.subsystems.init(self._init_done)
+
+    def wait_init(self, done: Callable[[int], object]) -> None:
+        """``done(0)`` once the RPC state is RUNTIME (at once if it is already)."""
+        if self.rpc.state is RpcState.RUNTIME:
+            done(0)
+        else:
+            self._init_waiters.append(done)
+
     def _init_done(self, rc: int) -> None:
+        waiters, self._init_waiters = self._init_waiters, []
         if rc:
             log.error("Subsystem initialization failed with code %d", rc)
+            if self.rpc_server is not None:
+                self.rpc_server.resume()
+            for waiter in waiters:
+                waiter(rc)
             self.stop(rc)
             return
+        self.rpc.state = RpcState.RUNTIME
         if self._config is not None:
             try:
                 self._replay(RpcState.RUNTIME)
             except ConfigError as exc:
                 log.error("%s", exc)
+                for waiter in waiters:
+                    waiter(-exc.errno)
                 self.stop(-exc.errno)
                 return
+        if self.rpc_server is not None:
+            self.rpc_server.resume()
+        for waiter in waiters:
+            waiter(0)
         start_fn = self._start_fn
         if start_fn is not None:
             start_fn()
@@ -185,7 +245,7 @@ class App:
         replay_config(
             self._config,
             state,
-            self.methods,
+            {**methods_from_registry(self.rpc), **self.methods},
             {s.name for s in self.subsystems.registered},
             ignore_errors=self.opts.json_config_ignore_errors,
         )
@@ -217,6 +277,8 @@ class App:
         self.subsystems.fini(self._fini_done)
 
     def _fini_done(self) -> None:
+        if self.rpc_server is not None:
+            self.rpc_server.close()  # spdk_rpc_finish: closes clients, removes socket and lock
         framework = self.framework
         assert framework is not None
         framework.stop()

@@ -9,7 +9,6 @@ RUNTIME. A method of a subsystem this application does not have is skipped with 
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -18,17 +17,18 @@ from typing import final
 
 from spdkpy._log import notice
 from spdkpy.errors import ConfigError
+from spdkpy.rpc import RpcError, RpcMethod, RpcRegistry, RpcRequest, RpcState
 
-__all__ = ["ConfigEntry", "JsonConfig", "MethodSpec", "RpcState", "replay_config"]
+__all__ = [
+    "ConfigEntry",
+    "JsonConfig",
+    "MethodSpec",
+    "RpcState",
+    "methods_from_registry",
+    "replay_config",
+]
 
 log = logging.getLogger("spdkpy.app")
-
-
-class RpcState(enum.Flag):
-    """When a method may run (``SPDK_RPC_STARTUP`` / ``SPDK_RPC_RUNTIME``)."""
-
-    STARTUP = 1
-    RUNTIME = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,3 +152,39 @@ def replay_config(
                 log.warning("config method %s failed (ignored): %s", entry.method, exc)
                 continue
             raise ConfigError(f"config method {entry.method} failed: {exc}") from exc
+
+
+def methods_from_registry(registry: RpcRegistry) -> dict[str, MethodSpec]:
+    """The registry's methods as config-replay entries.
+
+    A config entry runs its method's handler directly (SPDK replays through a temporary RPC
+    server); the handler must answer before it returns, and an error answer fails the entry.
+    """
+    specs: dict[str, MethodSpec] = {}
+    for method in registry:
+        specs[method.name] = MethodSpec(method.name, _replayer(method), method.states)
+    return specs
+
+
+def _replayer(method: RpcMethod) -> Callable[[Mapping[str, object] | None], object]:
+    def call(params: Mapping[str, object] | None) -> object:
+        answer: list[tuple[object, tuple[int, str] | None]] = []
+        request = RpcRequest(
+            method.name,
+            dict(params) if params is not None else None,
+            0,
+            False,
+            lambda _req, value, err: answer.append((value, err)),
+        )
+        try:
+            method.handler(request)
+        except RpcError as exc:
+            raise ConfigError(f"{exc.message} (code {exc.code})") from exc
+        if not answer:
+            raise ConfigError(f"method {method.name} did not answer while loading the config")
+        value, err = answer[0]
+        if err is not None:
+            raise ConfigError(f"{err[1]} (code {err[0]})")
+        return value
+
+    return call

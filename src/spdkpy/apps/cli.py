@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from spdkpy._version import SPDK_VERSION_STRING
 from spdkpy.app import AppArgumentParser
-from spdkpy.apps import perf, poll_groups, tgt
+from spdkpy.apps import perf, poll_groups, tgt, top
 from spdkpy.errors import SpdkpyError
 
 __all__ = ["main"]
@@ -32,6 +32,7 @@ def build_parser() -> AppArgumentParser:
     tgt.add_parser(commands)
     poll_groups.add_parser(commands)
     perf.add_parser(commands)
+    top.add_parser(commands)
     return parser
 
 

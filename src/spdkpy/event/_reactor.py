@@ -313,12 +313,14 @@ class Reactor:
                     # interpreter lock for a whole switch interval (5 ms) while its peers wait.
                     if _GIL_ENABLED:
                         yield_os_thread()
+                        self._charge_idle()
                 else:
                     # Spin-then-sleep: for a short while after the last work, yield the CPU (and
                     # on GIL builds the interpreter lock) instead of sleeping, so a peer reactor
                     # answering us right away costs no eventfd write and no epoll wake-up.
                     if self.tsc_last - last_work < spin_ticks:
                         yield_os_thread()
+                        self._charge_idle()
                     else:
                         self._sleep_if_idle()
                 if self.tsc_last >= self._next_ctx_check:
@@ -368,10 +370,19 @@ class Reactor:
         self.sleeping = False
         after = framework.clock.now()
         self.slept_tsc += after - now
+        # Asleep is idle. The next poll starts now, so no thread is charged for our sleep.
+        self.idle_tsc += after - self.tsc_last
+        self.tsc_last = after
         for fd in ready:
             handler = self._fd_handlers.get(fd)
             if handler is not None:
                 handler(fd)
+
+    def _charge_idle(self) -> None:
+        # Time given away (yielding the CPU or the GIL) is idle, and not the next poll's.
+        now = self._framework.clock.now()
+        self.idle_tsc += now - self.tsc_last
+        self.tsc_last = now
 
     def _check_context_switches(self) -> None:
         self._next_ctx_check = self.tsc_last + CONTEXT_SWITCH_CHECK_TICKS
