@@ -45,7 +45,7 @@ TGT_MASK = "0x3"
 STARTUP_SECONDS = 1.0
 STOP_GRACE_SECONDS = 10.0
 
-BENCHMARKS = ("reactor", "event", "poller", "idle", "busy-poll")
+BENCHMARKS = ("reactor", "event", "poller", "idle", "busy-poll", "rpc")
 
 
 @dataclass
@@ -403,12 +403,36 @@ def bench_busy_poll(s: Settings) -> list[Row]:
     return _cpu_of_tgt(s, "busy-poll cost", ["--busy-poll"])
 
 
+def bench_rpc(s: Settings) -> list[Row]:
+    name = "rpc round trips"
+    what = "spdk_get_version, one JSONRPCClient connection"
+    script = str(Path(__file__).with_name("rpc_roundtrip.py"))
+    try:
+        done = run_ok([sys.executable, script, "-t", f"{s.seconds:g}"], _perf_timeout(s.seconds))
+        match = _search(r"connection: ([\d,]+) calls/s", done, "calls/s")
+        calls = float(match.group(1).replace(",", ""))
+    except BenchError as exc:
+        return [_error_row(name, what, exc)]
+    return [
+        Row(name, what, f"{calls:,.0f} calls/s"),
+        Row(name, "SPDK C target (given, ~250/s)", "250 calls/s", ratio(calls, 250.0)),
+        Row(
+            name,
+            "goal 2,000 calls/s",
+            "2,000 calls/s",
+            ratio(calls, 2000.0),
+            verdict(calls >= 2000.0),
+        ),
+    ]
+
+
 RUNNERS: dict[str, Callable[[Settings], list[Row]]] = {
     "reactor": bench_reactor,
     "event": bench_event,
     "poller": bench_poller,
     "idle": bench_idle,
     "busy-poll": bench_busy_poll,
+    "rpc": bench_rpc,
 }
 
 

@@ -93,3 +93,24 @@ def test_sorting_by_a_column_and_unknown_columns() -> None:
     assert [row[0] for row in ordered.rows] == [0, 1]
     with pytest.raises(InputError, match="no column"):
         sort_view(view, "nonsense")
+
+
+def test_rendering_snapshot() -> None:
+    from rich.console import Console
+
+    from spdkpy.apps.top import TableView, render
+
+    view = TableView(
+        "Cores", ("core", "busy %", "kept awake by"), ((0, 12.5, "g/spin"), (1, 0.0, "-"))
+    )
+    console = Console(width=60, record=True, color_system=None, force_terminal=False)
+    console.print(render(view))
+    assert console.export_text() == (
+        "              Cores              \n"
+        "┏━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━━━━┓\n"
+        "┃ core ┃ busy % ┃ kept awake by ┃\n"
+        "┡━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━━━━┩\n"
+        "│    0 │   12.5 │ g/spin        │\n"
+        "│    1 │    0.0 │ -             │\n"
+        "└──────┴────────┴───────────────┘\n"
+    )

@@ -46,7 +46,13 @@ THREAD_STATS_KEYS = {
     "timed_pollers_count",
     "paused_pollers_count",
 }
-THREAD_STATS_EXTRA_KEYS = {"messages_run", "queue_depth", "queue_high_water", "messages_refused"}
+THREAD_STATS_EXTRA_KEYS = {
+    "messages_run",
+    "queue_depth",
+    "queue_high_water",
+    "messages_refused",
+    "delta",
+}
 REACTOR_KEYS = {
     "lcore",
     "numa_id",
@@ -59,7 +65,15 @@ REACTOR_KEYS = {
     "usr",
     "lw_threads",
 }
-REACTOR_EXTRA_KEYS = {"sleeping", "sleeps", "events_run"}
+REACTOR_EXTRA_KEYS = {
+    "sleeping",
+    "sleeps",
+    "events_run",
+    "active_pollers",
+    "delta",
+    "mode",
+    "awake_by",
+}
 
 
 def _hex(cores: list[int]) -> str:
@@ -136,7 +150,7 @@ def test_framework_get_config_of_an_unknown_subsystem(shared_tgt) -> None:
 
 def test_framework_get_reactors(shared_tgt, cores) -> None:
     result = shared_tgt.call("framework_get_reactors")
-    assert set(result) == {"tick_rate", "pid", "reactors"}
+    assert set(result) == {"tick_rate", "pid", "reactors", "interval_ticks"}
     assert result["tick_rate"] == TICK_RATE
     assert result["pid"] == shared_tgt.pid
     reactors = result["reactors"]
@@ -165,7 +179,7 @@ def test_framework_get_reactors(shared_tgt, cores) -> None:
 
 def test_thread_get_stats(shared_tgt, cores) -> None:
     result = shared_tgt.call("thread_get_stats")
-    assert set(result) == {"tick_rate", "threads"}
+    assert set(result) == {"tick_rate", "threads", "interval_ticks"}
     assert result["tick_rate"] == TICK_RATE
     threads = result["threads"]
     assert [t["id"] for t in threads] == sorted(t["id"] for t in threads)  # creation order
@@ -177,19 +191,27 @@ def test_thread_get_stats(shared_tgt, cores) -> None:
     # The RPC server's poller is running: we are talking to it.
     assert app_thread["timed_pollers_count"] >= 1
     assert app_thread["messages_run"] > 0
-    for key in (THREAD_STATS_KEYS | THREAD_STATS_EXTRA_KEYS) - {"name", "cpumask"}:
+    for key in (THREAD_STATS_KEYS | THREAD_STATS_EXTRA_KEYS) - {"name", "cpumask", "delta"}:
         assert _is_count(app_thread[key]), key
 
 
 def test_thread_get_pollers(shared_tgt) -> None:
     result = shared_tgt.call("thread_get_pollers")
-    assert set(result) == {"tick_rate", "threads"}
+    assert set(result) == {"tick_rate", "threads", "interval_ticks"}
     app_thread = result["threads"][0]
     assert set(app_thread) == {"name", "id", "active_pollers", "timed_pollers", "paused_pollers"}
     assert app_thread["name"] == "app_thread"
     assert app_thread["id"] == 1
     (rpc_poller,) = [p for p in app_thread["timed_pollers"] if p["name"] == "rpc_subsystem_poll"]
-    assert set(rpc_poller) == {"name", "id", "state", "run_count", "busy_count", "period_ticks"}
+    assert set(rpc_poller) == {
+        "name",
+        "id",
+        "state",
+        "run_count",
+        "busy_count",
+        "period_ticks",
+        "delta",
+    }
     assert rpc_poller["period_ticks"] == 4000 * 1000  # 4 000 µs in ns ticks
     assert rpc_poller["state"] in {"waiting", "running"}
     assert rpc_poller["run_count"] >= rpc_poller["busy_count"] >= 0

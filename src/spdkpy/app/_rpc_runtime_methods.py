@@ -25,9 +25,10 @@ import errno
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 from spdkpy._log import (
     clear_log_flag,
@@ -40,6 +41,7 @@ from spdkpy._log import (
     set_log_level,
     set_print_level,
 )
+from spdkpy.app._stats_deltas import DeltaTracker, DeltaWindowError
 from spdkpy.env import CpuSet
 from spdkpy.errors import InputError, SpdkpyError
 from spdkpy.event import LwThread, ReactorFramework, current_reactor
@@ -116,6 +118,18 @@ def _no_params(request: RpcRequest, message: str) -> bool:
         request.error(INVALID_PARAMS, message)
         return False
     return True
+
+
+def _window_or_error(request: RpcRequest, message: str) -> str | Literal[False] | None:
+    """SPDK's no-params rule, plus spdkpy's ``{"window": NAME}`` for the delta window.
+
+    Returns the window (``None``: the default), or ``False`` after answering -32602.
+    """
+    try:
+        return DeltaTracker.window_of(request.params)
+    except DeltaWindowError:
+        request.error(INVALID_PARAMS, message)
+        return False
 
 
 # ---------------------------------------------------------------------------- /proc/stat
@@ -275,6 +289,8 @@ def register_runtime_methods(registry: RpcRegistry, app: App) -> None:
     proc_stat_baseline = _read_proc_stat()
     scheduler = _SchedulerState()
 
+    deltas = DeltaTracker(time.monotonic_ns())
+
     def framework() -> ReactorFramework:
         fw = app.framework
         if fw is None:
@@ -284,7 +300,8 @@ def register_runtime_methods(registry: RpcRegistry, app: App) -> None:
     # ------------------------------------------------------------------ reactors
 
     def framework_get_reactors(request: RpcRequest) -> None:
-        if not _no_params(request, "`framework_get_reactors` requires no arguments"):
+        window = _window_or_error(request, "`framework_get_reactors` requires no arguments")
+        if window is False:
             return
         fw = framework()
         app_mask = app.core_mask
@@ -334,6 +351,18 @@ def register_runtime_methods(registry: RpcRegistry, app: App) -> None:
                         "sleeping": asleep.get(core, False),
                         "sleeps": stats.sleeps,
                         "events_run": stats.events_run,
+                        "active_pollers": [
+                            {
+                                "thread": lw.thread.name,
+                                "thread_id": lw.thread.id,
+                                "name": poller.name,
+                                "id": poller.id,
+                                "run_count": poller.run_count,
+                                "busy_count": poller.busy_count,
+                            }
+                            for lw in list(reactor.threads)
+                            for poller in _live(list(lw.thread.active_pollers))
+                        ],
                     }
                 )
             except Exception as exc:  # never let a stats snapshot stop a reactor
@@ -344,8 +373,13 @@ def register_runtime_methods(registry: RpcRegistry, app: App) -> None:
             if failures:
                 request.error(INTERNAL_ERROR, f"framework_get_reactors failed: {failures[0]}")
                 return
+            result: dict[str, object] = {
+                "tick_rate": fw.clock.ticks_per_second,
+                "pid": os.getpid(),
+                "reactors": reactors,
+            }
             request.result(
-                {"tick_rate": fw.clock.ticks_per_second, "pid": os.getpid(), "reactors": reactors}
+                deltas.annotate(request.method, result, fw.clock.now(), window, request.client)
             )
 
         fw.for_each_reactor(visit, done)
@@ -353,7 +387,9 @@ def register_runtime_methods(registry: RpcRegistry, app: App) -> None:
     # ------------------------------------------------------------------ threads
 
     def thread_walk(
-        request: RpcRequest, snapshot: Callable[[Thread, CpuSet], dict[str, object]]
+        request: RpcRequest,
+        snapshot: Callable[[Thread, CpuSet], dict[str, object]],
+        window: str | None,
     ) -> None:
         fw = framework()
         app_mask = app.core_mask
@@ -375,21 +411,26 @@ def register_runtime_methods(registry: RpcRegistry, app: App) -> None:
             if failures:
                 request.error(INTERNAL_ERROR, f"{request.method} failed: {failures[0]}")
                 return
-            request.result({"tick_rate": fw.clock.ticks_per_second, "threads": threads})
+            result: dict[str, object] = {"tick_rate": fw.clock.ticks_per_second, "threads": threads}
+            if snapshot is not _thread_io_channels:
+                deltas.annotate(request.method, result, fw.clock.now(), window, request.client)
+            request.result(result)
 
         for_each_thread(visit, done)
 
     def thread_get_stats(request: RpcRequest) -> None:
-        if _no_params(request, "'thread_get_stats' requires no arguments"):
-            thread_walk(request, _thread_stats)
+        window = _window_or_error(request, "'thread_get_stats' requires no arguments")
+        if window is not False:
+            thread_walk(request, _thread_stats, window)
 
     def thread_get_pollers(request: RpcRequest) -> None:
-        if _no_params(request, "'thread_get_pollers' requires no arguments"):
-            thread_walk(request, _thread_pollers)
+        window = _window_or_error(request, "'thread_get_pollers' requires no arguments")
+        if window is not False:
+            thread_walk(request, _thread_pollers, window)
 
     def thread_get_io_channels(request: RpcRequest) -> None:
         if _no_params(request, "'thread_get_io_channels' requires no arguments"):
-            thread_walk(request, _thread_io_channels)
+            thread_walk(request, _thread_io_channels, None)
 
     def thread_set_cpumask(request: RpcRequest) -> None:
         req = _decode(request.params, {"id": (_is_uint64, False), "cpumask": (_is_string, False)})

@@ -187,6 +187,7 @@ def build_views(before: Snapshot, after: Snapshot) -> dict[str, TableView]:
                 _percent(busy, idle),
                 "sleeping" if r.get("sleeping") else "awake",
                 round(sleeps / seconds),
+                ", ".join(str(name) for name in r.get("awake_by", [])) or "-",
             )
         )
     return {
@@ -201,7 +202,9 @@ def build_views(before: Snapshot, after: Snapshot) -> dict[str, TableView]:
             tuple(poller_rows),
         ),
         "cores": TableView(
-            "Cores", ("core", "threads", "busy %", "state", "sleeps/s"), tuple(core_rows)
+            "Cores",
+            ("core", "threads", "busy %", "state", "sleeps/s", "kept awake by"),
+            tuple(core_rows),
         ),
     }
 
@@ -225,7 +228,8 @@ def sort_view(view: TableView, column: str | None, reverse: bool = True) -> Tabl
 def render(view: TableView, caption: str = "") -> Table:
     table = Table(title=view.title, caption=caption or None, expand=False)
     for column in view.columns:
-        table.add_column(column, justify="left" if column in ("thread", "poller") else "right")
+        left = column in ("thread", "poller", "kept awake by")
+        table.add_column(column, justify="left" if left else "right")
     for row in view.rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     return table

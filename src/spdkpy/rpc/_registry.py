@@ -71,7 +71,16 @@ class RpcMethod:
 class RpcRequest:
     """One call of a method. Answer exactly once; later answers are dropped with an error log."""
 
-    __slots__ = ("_answered", "_lock", "_send", "id", "is_notification", "method", "params")
+    __slots__ = (
+        "_answered",
+        "_lock",
+        "_send",
+        "client",
+        "id",
+        "is_notification",
+        "method",
+        "params",
+    )
 
     def __init__(
         self,
@@ -80,12 +89,15 @@ class RpcRequest:
         id: JsonId,
         is_notification: bool,
         send: Callable[[RpcRequest, object, tuple[int, str] | None], None],
+        client: object = None,
     ) -> None:
         self.method = method
         self.params = params
         self.id = id
         self.is_notification = is_notification
         self._send = send
+        self.client = client
+        """An opaque, weak-referenceable key of the connection the call came on (or ``None``)."""
         self._answered = False
         self._lock = threading.Lock()
 

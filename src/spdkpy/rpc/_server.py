@@ -83,7 +83,7 @@ def _parse_tcp(address: str) -> tuple[str, int, socket.AddressFamily]:
 
 @final
 class _Connection:
-    __slots__ = ("closed", "decoder", "fd", "out", "pending", "read_closed", "sock")
+    __slots__ = ("__weakref__", "closed", "decoder", "fd", "out", "pending", "read_closed", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -376,6 +376,7 @@ class RpcServer:
             item.id,
             item.is_notification,
             lambda req, value, err: self._answer(conn, batch, req, value, err),
+            client=conn,
         )
         self.registry.dispatch(request)
 
