@@ -51,6 +51,7 @@ THREAD_STATS_EXTRA_KEYS = {
     "queue_depth",
     "queue_high_water",
     "messages_refused",
+    "slow_work",
     "delta",
 }
 REACTOR_KEYS = {
@@ -69,6 +70,7 @@ REACTOR_EXTRA_KEYS = {
     "sleeping",
     "sleeps",
     "events_run",
+    "slow_events",
     "active_pollers",
     "delta",
     "mode",

@@ -142,6 +142,7 @@ class App:
                 self.main_core,
                 msg_mempool_size=opts.msg_mempool_size,
                 busy_poll=opts.busy_poll,
+                slow_work_threshold_us=round(opts.slow_work_threshold_ms * 1000),
             )
             try:
                 self.app_thread = Thread("app_thread", CpuSet([self.main_core]))

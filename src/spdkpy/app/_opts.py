@@ -48,6 +48,7 @@ class AppOptions:
     disable_cpumask_locks: bool = False
     disable_signal_handlers: bool = False
     shutdown_timeout_s: float = 10.0
+    slow_work_threshold_ms: float = 10.0
 
 
 class AppArgumentParser(argparse.ArgumentParser):
@@ -85,6 +86,16 @@ def _timeout_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
     if not math.isfinite(value) or value > threading.TIMEOUT_MAX:
         raise argparse.ArgumentTypeError(f"must be a finite number of seconds, got {text!r}")
+    return value
+
+
+def _slow_threshold_ms(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not 0 <= value <= 60_000:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 60000 ms, got {text}")
     return value
 
 
@@ -195,6 +206,14 @@ def add_app_options(parser: argparse.ArgumentParser, *, with_rpc: bool = True) -
         metavar="SECONDS",
         help="force the exit if a clean shutdown takes longer (0: never)",
     )
+    g.add_argument(
+        "--slow-threshold",
+        dest="slow_work_threshold_ms",
+        type=_slow_threshold_ms,
+        default=10.0,
+        metavar="MS",
+        help="report a message, poller or event running longer than this (default 10; 0: off)",
+    )
     g.add_argument("-v", "--version", action="version", version=SPDK_VERSION_STRING)
     env = parser.add_argument_group("accepted for compatibility, ignored (no DPDK here)")
     for short, long, takes in (
@@ -248,4 +267,5 @@ def opts_from_args(name: str, args: argparse.Namespace) -> AppOptions:
         msg_mempool_size=args.msg_mempool_size,
         disable_cpumask_locks=args.disable_cpumask_locks,
         shutdown_timeout_s=args.shutdown_timeout_s,
+        slow_work_threshold_ms=args.slow_work_threshold_ms,
     )

@@ -256,6 +256,7 @@ def _thread_stats(thread: Thread, app_mask: CpuSet) -> dict[str, object]:
         "queue_depth": stats.queue_depth,
         "queue_high_water": stats.queue_high_water,
         "messages_refused": stats.messages_refused,
+        "slow_work": stats.slow_work,
     }
 
 
@@ -351,6 +352,7 @@ def register_runtime_methods(registry: RpcRegistry, app: App) -> None:
                         "sleeping": asleep.get(core, False),
                         "sleeps": stats.sleeps,
                         "events_run": stats.events_run,
+                        "slow_events": stats.slow_events,
                         "active_pollers": [
                             {
                                 "thread": lw.thread.name,

@@ -40,6 +40,7 @@ from spdkpy.errors import (
     QueueFullError,
 )
 from spdkpy.event._reactor import Event, LwThread, Reactor, _current
+from spdkpy.event._watchdog import SlowWorkWatchdog
 from spdkpy.thread import (
     DEFAULT_MSG_MEMPOOL_SIZE,
     Thread,
@@ -65,6 +66,8 @@ log = logging.getLogger("spdkpy.reactor")
 Ts = TypeVarTuple("Ts")
 
 EVENT_POOL_SIZE: Final = 16383
+DEFAULT_SLOW_WORK_THRESHOLD_US: Final = 10_000
+"""A message, poller or event running longer than this is reported (deviation 7); 0: never."""
 DEFAULT_GIL_SWITCH_INTERVAL_S: Final = 0.0005
 """The interpreter switch interval while two or more reactors run on a GIL build."""
 
@@ -98,6 +101,7 @@ class ReactorFramework:
         clock: Clock,
         idle_spin_us: int = 50,
         gil_switch_interval_s: float | None = DEFAULT_GIL_SWITCH_INTERVAL_S,
+        slow_work_threshold_us: int = DEFAULT_SLOW_WORK_THRESHOLD_US,
     ) -> None:
         if not cores:
             raise InputError("the reactor core mask is empty")
@@ -109,6 +113,7 @@ class ReactorFramework:
         self.busy_poll = busy_poll
         self.idle_spin_ticks = idle_spin_us * 1000
         self.gil_switch_interval_s = gil_switch_interval_s
+        self.slow_work_threshold_us = slow_work_threshold_us
         self.clock = clock
         self.state = ReactorState.UNINITIALIZED
         self.event_pool: Mempool[Event] = Mempool(
@@ -328,6 +333,7 @@ class ReactorFramework:
         self.state = ReactorState.RUNNING
         saved_affinity = os.sched_getaffinity(0)
         saved_switch_interval = sys.getswitchinterval()
+        watchdog: SlowWorkWatchdog | None = None
         if self.gil_switch_interval_s is not None and len(self.cores) > 1 and _gil_enabled():
             # Reactors hand the GIL to each other when idle; a short switch interval makes
             # CPython hand it over for sure instead of letting the yielding reactor re-take it.
@@ -339,8 +345,13 @@ class ReactorFramework:
                 if core != self.main_core:
                     launch_pinned(core, self._guarded_run(core), name=f"reactor_{core}")
             self.app_core_mask = self.core_mask
+            if self.slow_work_threshold_us > 0:
+                watchdog = SlowWorkWatchdog(self, self.slow_work_threshold_us)
+                watchdog.start()
             self._guarded_run(self.main_core)()
         finally:
+            if watchdog is not None:
+                watchdog.stop()
             try:
                 wait_all()
             finally:
@@ -447,6 +458,7 @@ def reactors_init(
     busy_poll: bool = False,
     idle_spin_us: int = 50,
     gil_switch_interval_s: float | None = DEFAULT_GIL_SWITCH_INTERVAL_S,
+    slow_work_threshold_us: int = DEFAULT_SLOW_WORK_THRESHOLD_US,
     clock: Clock | None = None,
 ) -> ReactorFramework:
     """Create one reactor per core of ``cores`` and install the thread placement hook
@@ -456,9 +468,13 @@ def reactors_init(
     yields instead, so a quick answer from a peer reactor needs no wake-up. ``busy_poll`` spins
     forever, as SPDK does. On a GIL build with two or more reactors, the interpreter's switch
     interval is set to ``gil_switch_interval_s`` while they run (``None`` leaves it alone).
+    A message, poller or event running longer than ``slow_work_threshold_us`` is logged and
+    counted by a watchdog (0 turns it off).
     """
     if idle_spin_us < 0:
         raise InputError(f"idle spin must be >= 0 us, got {idle_spin_us}")
+    if slow_work_threshold_us < 0:
+        raise InputError(f"slow-work threshold must be >= 0 us, got {slow_work_threshold_us}")
     global _framework
     if _framework is not None:
         raise InvalidStateError("reactors are already initialised")
@@ -474,6 +490,7 @@ def reactors_init(
         clock=clock or MonotonicClock(),
         idle_spin_us=idle_spin_us,
         gil_switch_interval_s=gil_switch_interval_s,
+        slow_work_threshold_us=slow_work_threshold_us,
     )
     thread_lib_init(
         framework.thread_op,

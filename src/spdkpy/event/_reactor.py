@@ -109,6 +109,7 @@ class ReactorStatistics:
     wakeups: int
     thread_count: int
     sleeping: bool
+    slow_events: int
     event_queue_depth: int
     event_queue_high_water: int
     tick_rate: int
@@ -157,9 +158,12 @@ class Reactor:
         "idle_tsc",
         "iterations",
         "lcore",
+        "polling",
+        "running_event",
         "sleeping",
         "sleeps",
         "slept_tsc",
+        "slow_events",
         "threads",
         "tsc_last",
         "waker",
@@ -182,6 +186,10 @@ class Reactor:
         self.sleeps = 0
         self.slept_tsc = 0
         self.sleeping = False
+        # For the slow-work watchdog: the event running now, and the thread being polled.
+        self.running_event: object = None
+        self.polling: Thread | None = None
+        self.slow_events = 0
         self._next_ctx_check = 0
         self._ctx_switches = (0, 0)
 
@@ -230,7 +238,9 @@ class Reactor:
                     cache.append(event)
                 else:
                     pool.put(event)
+                self.running_event = fn
                 fn(*args)  # type: ignore[misc]
+            self.running_event = None
             worked = True
 
         # ---- threads, in list order; each interval since the previous end is charged by rc.
@@ -244,6 +254,7 @@ class Reactor:
             leaving: list[LwThread] | None = None
             for lw in threads:
                 thread = lw.thread
+                self.polling = thread
                 rc = thread.poll(0, tsc_last)
                 end = thread.tsc_last
                 if rc == 0:
@@ -443,6 +454,7 @@ class Reactor:
             wakeups=self.waker.wakeups,
             thread_count=len(self.threads),
             sleeping=self.sleeping,
+            slow_events=self.slow_events,
             event_queue_depth=len(ring),
             event_queue_high_water=ring.high_water,
             tick_rate=self._framework.clock.ticks_per_second,

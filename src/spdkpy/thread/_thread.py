@@ -100,6 +100,7 @@ class ThreadStatistics:
     active_poller_runs: int
     timed_poller_runs: int
     messages_refused: int
+    slow_work: int
     queue_depth: int
     queue_high_water: int
     active_pollers: int
@@ -146,7 +147,9 @@ class Thread:
         "name",
         "paused_pollers",
         "pending_unregister_count",
+        "running",
         "scheduler_context",
+        "slow_work",
         "state",
         "timed_poller_runs",
         "timed_pollers",
@@ -189,6 +192,9 @@ class Thread:
         self.pending_unregister_count = 0
         self.exit_deadline = 0
         self.bound = False
+        # What runs right now (a message's function or a Poller), for the slow-work watchdog.
+        self.running: object = None
+        self.slow_work = 0
         self.waker: Waker | None = None
         self.scheduler_context: object = None
         with lib.lock:
@@ -367,6 +373,7 @@ class Thread:
                     cache.append(msg)
                 else:
                     pool.put(msg)
+                self.running = fn
                 fn(*args)  # type: ignore[misc]
             rc = 1
 
@@ -380,6 +387,7 @@ class Thread:
                 state = poller.state
                 if state is WAITING:
                     poller.state = RUNNING
+                    self.running = poller
                     r = poller.fn(*poller.args)
                     poller.run_count += 1
                     self.active_poller_runs += 1
@@ -422,6 +430,7 @@ class Thread:
                 self.paused_pollers.append(poller)
                 continue
             poller.state = RUNNING
+            self.running = poller
             r = poller.fn(*poller.args)
             poller.run_count += 1
             self.timed_poller_runs += 1
@@ -439,6 +448,7 @@ class Thread:
             elif state is PAUSING:
                 poller.state = PAUSED
                 self.paused_pollers.append(poller)
+        self.running = None
         return rc
 
     def _run_post_handlers(self) -> None:
@@ -715,6 +725,7 @@ class Thread:
             active_poller_runs=self.active_poller_runs,
             timed_poller_runs=self.timed_poller_runs,
             messages_refused=self.messages_refused,
+            slow_work=self.slow_work,
             queue_depth=len(ring),
             queue_high_water=ring.high_water,
             active_pollers=sum(1 for p in self.active_pollers if p.state is not UNREGISTERED),
