@@ -18,6 +18,7 @@ import enum
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Final, TypeVarTuple, Unpack, final
 
@@ -114,6 +115,8 @@ class ReactorFramework:
         self.idle_spin_ticks = idle_spin_us * 1000
         self.gil_switch_interval_s = gil_switch_interval_s
         self.slow_work_threshold_us = slow_work_threshold_us
+        self.awake = threading.Event()
+        """Set by a reactor when it wakes from a sleep (the slow-work watchdog waits on it)."""
         self.clock = clock
         self.state = ReactorState.UNINITIALIZED
         self.event_pool: Mempool[Event] = Mempool(

@@ -379,6 +379,9 @@ class Reactor:
         self.sleeps += 1
         ready = waker.sleep(timeout_s)
         self.sleeping = False
+        awake = framework.awake
+        if not awake.is_set():
+            awake.set()  # the slow-work watchdog waits for this while every reactor sleeps
         after = framework.clock.now()
         self.slept_tsc += after - now
         # Asleep is idle. The next poll starts now, so no thread is charged for our sleep.

@@ -7,7 +7,7 @@ publish, with one store per item, what they are running (``Reactor.running_event
 them. If a reactor shows the same item, in the same iteration, with the same counters, for longer
 than the threshold, that item is slow: it is logged once and counted (``Thread.slow_work``,
 ``Reactor.slow_events``). Consecutive runs of one function within one batch look like one run, so
-the report says "for at least". While every reactor sleeps, the watchdog samples rarely.
+the report says "for at least". While every reactor sleeps, the watchdog sleeps too.
 
 On GIL builds the watchdog gets the interpreter lock at the latest after a switch interval, so a
 slow Python callback is still seen; a callback blocked in a system call releases it anyway.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, final
 
 from spdkpy.thread import Poller
 
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["SlowWorkWatchdog"]
 
 log = logging.getLogger("spdkpy.reactor")
-
-_ALL_ASLEEP_PERIOD_S: Final = 0.05
-
 
 def _name(item: object) -> str:
     if isinstance(item, Poller):
@@ -57,18 +54,25 @@ class SlowWorkWatchdog:
 
     def stop(self) -> None:
         self._stop.set()
+        self._framework.awake.set()
         if self._os_thread.is_alive():
             self._os_thread.join()
 
     def _run(self) -> None:
-        reactors = [r for r in self._framework.reactors if r is not None]
-        period = self._period_s
-        while not self._stop.wait(period):
-            now = self._framework.clock.now()
+        framework = self._framework
+        reactors = [r for r in framework.reactors if r is not None]
+        while not self._stop.wait(self._period_s):
+            now = framework.clock.now()
             awake = False
             for reactor in reactors:
                 awake |= self._sample(reactor, now)
-            period = self._period_s if awake else _ALL_ASLEEP_PERIOD_S
+            if not awake:
+                # Every reactor sleeps: wait until one wakes instead of sampling for nothing.
+                # Clear first, then look again: a reactor that woke in between is seen here,
+                # one that wakes later sets the event.
+                framework.awake.clear()
+                if all(r.sleeping for r in reactors):
+                    framework.awake.wait()
 
     def _sample(self, reactor: Reactor, now: int) -> bool:
         core = reactor.lcore
