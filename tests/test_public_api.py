@@ -36,6 +36,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "ChannelIterator",
         "DEFAULT_MSG_MEMPOOL_SIZE",
         "IoChannel",
+        "IoChannelStatistics",
         "IoDevice",
         "MSG_BATCH_SIZE",
         "POLLER_BUSY",

@@ -661,3 +661,27 @@ def test_for_each_thread_without_current_thread_completes_at_once(
         h.poll_threads()
         assert visits == []
         assert any("no current thread" in r.getMessage() for r in caplog.records)
+
+
+def test_io_channel_statistics_snapshot() -> None:
+    from spdkpy.testing import ThreadHarness
+    from spdkpy.thread import (
+        IoChannelStatistics,
+        get_io_channel,
+        io_device_register,
+        io_device_unregister,
+    )
+
+    device = object()
+    with ThreadHarness(1, msg_mempool_size=16383) as h:
+        h.set_thread(0)
+        io_device_register(device, lambda _obj: "ctx", lambda _obj, _ctx: None, "dev0")
+        channel = get_io_channel(device)
+        channel.get_ref()
+        assert channel.statistics() == IoChannelStatistics("dev0", h.threads[0].id, 2, 0)
+        channel.put()
+        channel.put()
+        assert channel.statistics().pending_destroy == 1
+        h.poll_threads()
+        io_device_unregister(device)
+        h.poll_threads()

@@ -29,6 +29,7 @@ __all__ = ["SlowWorkWatchdog"]
 
 log = logging.getLogger("spdkpy.reactor")
 
+
 def _name(item: object) -> str:
     if isinstance(item, Poller):
         return f"poller {item.name}"

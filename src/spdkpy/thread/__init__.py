@@ -8,6 +8,7 @@ threads through the thread-op hook given to :func:`thread_lib_init`.
 
 from spdkpy.thread._io_channel import ChannelIterator as ChannelIterator
 from spdkpy.thread._io_channel import IoChannel as IoChannel
+from spdkpy.thread._io_channel import IoChannelStatistics as IoChannelStatistics
 from spdkpy.thread._io_channel import IoDevice as IoDevice
 from spdkpy.thread._io_channel import for_each_channel as for_each_channel
 from spdkpy.thread._io_channel import for_each_thread as for_each_thread
@@ -44,6 +45,7 @@ __all__ = [
     "THREAD_EXIT_TIMEOUT_S",
     "ChannelIterator",
     "IoChannel",
+    "IoChannelStatistics",
     "IoDevice",
     "Poller",
     "PollerState",

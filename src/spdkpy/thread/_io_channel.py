@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Generic, TypeVar, final
 
 from spdkpy.errors import (
@@ -28,6 +29,7 @@ from spdkpy.thread._thread import Thread, ThreadState
 __all__ = [
     "ChannelIterator",
     "IoChannel",
+    "IoChannelStatistics",
     "IoDevice",
     "for_each_channel",
     "for_each_thread",
@@ -92,6 +94,16 @@ class IoDevice(Generic[CtxT]):
         return f"<IoDevice {self.name!r} channels={self.refcnt}>"
 
 
+@dataclass(frozen=True, slots=True)
+class IoChannelStatistics:
+    """A snapshot of one io_channel (``thread_get_io_channels`` reports ``name`` and ``ref``)."""
+
+    name: str
+    thread_id: int
+    ref: int
+    pending_destroy: int
+
+
 @final
 class IoChannel(Generic[CtxT]):
     """One thread's channel to one device. Use only on its thread; release with :meth:`put`."""
@@ -148,6 +160,10 @@ class IoChannel(Generic[CtxT]):
         self.ref = 0
         self.destroy_ref = 0
         self._release()
+
+    def statistics(self) -> IoChannelStatistics:
+        """A frozen snapshot: the device, the owning thread and the reference counts."""
+        return IoChannelStatistics(self.device.name, self.thread.id, self.ref, self.destroy_ref)
 
     def __repr__(self) -> str:
         return f"<IoChannel {self.device.name!r} on {self.thread.name!r} ref={self.ref}>"
