@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from spdkpy._version import __version__
@@ -58,6 +59,18 @@ def _bool_param(params: dict[str, object], name: str) -> bool:
     return value
 
 
+def _answer_init(request: RpcRequest) -> Callable[[int], None]:
+    """``true`` once the framework is initialised, SPDK's -32603 if initialisation failed."""
+
+    def done(rc: int) -> None:
+        if rc:
+            request.error(INTERNAL_ERROR, "framework_initialization failed")
+        else:
+            request.result(True)
+
+    return done
+
+
 def register_app_methods(registry: RpcRegistry, app: App) -> None:
     """Register the framework's methods into ``registry`` for ``app``."""
 
@@ -94,26 +107,11 @@ def register_app_methods(registry: RpcRegistry, app: App) -> None:
         if request.params is not None:
             request.error(INVALID_PARAMS, "framework_start_init requires no parameters")
             return
-
-        def done(rc: int) -> None:
-            if rc:
-                request.error(INTERNAL_ERROR, "framework_initialization failed")
-            else:
-                request.result(True)
-
-        app.start_init(done)
+        app.start_init(_answer_init(request))
 
     def framework_wait_init(request: RpcRequest) -> None:
-        if not request.no_params():
-            return
-
-        def done(rc: int) -> None:
-            if rc:
-                request.error(INTERNAL_ERROR, "framework_initialization failed")
-            else:
-                request.result(True)
-
-        app.wait_init(done)
+        if request.no_params():
+            app.wait_init(_answer_init(request))
 
     def framework_get_subsystems(request: RpcRequest) -> None:
         if not request.no_params():
