@@ -32,6 +32,8 @@ __all__ = [
     "PoolExhaustedError",
     "QueueFullError",
     "ResourceError",
+    "SockError",
+    "SockImplNotFoundError",
     "SpdkpyError",
     "ThreadExitedError",
     "WrongThreadError",
@@ -80,6 +82,15 @@ class NoSuchDeviceError(InputError):
     errno = _errno.ENODEV
 
 
+class SockImplNotFoundError(InputError):
+    """No sock implementation is registered under that name (SPDK: "Cannot find %s sock
+    implementation"). ``name`` is the name asked for."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"Cannot find {name} sock implementation")
+
+
 class NotSupportedError(SpdkpyError):
     """The framework in use does not support this operation (SPDK's ``-ENOTSUP``)."""
 
@@ -119,6 +130,25 @@ class ThreadExitedError(ResourceError):
     """The target lightweight thread has exited and accepts no more work."""
 
     errno = _errno.ESHUTDOWN
+
+
+# --- sockets ----------------------------------------------------------------------------------
+
+
+class SockError(SpdkpyError):
+    """A socket call failed; ``errno`` is the positive errno (SPDK returns ``-errno``).
+
+    Raised by the sock layer for OS failures (``ECONNREFUSED``, ``ECONNRESET``, ...) and for
+    misuse SPDK reports with an errno: closing a socket still in a group or a group still holding
+    sockets (``EBUSY``), adding a socket to a second group (``EINVAL``), using a closed socket
+    (``EBADF``). The OS error, when there is one, is ``__cause__``.
+    """
+
+    errno = _errno.EIO
+
+    def __init__(self, errno: int, message: str) -> None:
+        self.errno = errno
+        super().__init__(message)
 
 
 # --- misuse and bugs --------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """``spdkpy tgt``: the generic target application (SPDK's ``spdk_tgt``).
 
 It starts the framework on the requested cores and serves until SIGINT or SIGTERM. Later layers
-(RPC, sock, bdev, nvmf) add their subsystems and methods to it.
+(RPC, sock, bdev, nvmf) add their subsystems and methods to it: the sock layer's ``sock_*``
+methods are registered into ``app.rpc`` here, before ``start`` adds the framework's own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from spdkpy._log import notice
 from spdkpy.app import App, AppArgumentParser, add_app_options, opts_from_args
+from spdkpy.sock import register_sock_methods
 
 __all__ = ["add_parser", "run"]
 
@@ -30,6 +32,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     app = App(opts_from_args("spdk_tgt", args))
+    register_sock_methods(app.rpc)
 
     def started() -> None:
         notice(

@@ -1,0 +1,210 @@
+"""Socket groups (SPDK's ``spdk_sock_group``, SPEC §8.3): one epoll set polled from a period-0
+poller.
+
+Theory of operation. :meth:`SockGroup.poll` first flushes every socket's queued asynchronous
+writes, then asks epoll (timeout 0) for at most 32 ready sockets and appends the new ones to an
+ordered "ready" list. It calls the callbacks of at most 32 sockets from the head of that list,
+removing each one it calls. Sockets it did not reach stay at the head for the next poll, and
+epoll (level-triggered) reports a socket that still has data again, which appends it at the tail:
+so with more than 32 ready sockets every one is served within a bounded number of polls, in turn.
+
+Sleeping (deviation 3). The group's epoll fd is itself readable whenever a socket in it is
+ready. :meth:`SockGroup.attach_to_current_reactor` adds that fd to the reactor's wake set, so a
+reactor that sleeps wakes when data arrives and its period-0 poller runs at once.
+
+spdkpy extension: :meth:`SockGroup.set_interest` lets a socket be watched for writability
+instead of (or as well as) readability, so an app applying backpressure stops reading without
+making the group spin on a socket it will not read, and learns when it can write again.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+from collections.abc import Callable
+from typing import Final, final
+
+from spdkpy.errors import SockError
+from spdkpy.event import Reactor, current_reactor
+from spdkpy.sock._sock import Sock
+
+__all__ = ["MAX_EVENTS_PER_POLL", "SockCallback", "SockGroup"]
+
+MAX_EVENTS_PER_POLL: Final = 32
+
+SockCallback = Callable[["SockGroup", Sock], object]
+"""``cb(group, sock)``: ``sock`` is ready (readable, at EOF, in error, or writable if asked)."""
+
+
+def _ignore_ready(fd: int) -> None:
+    """The reactor woke for the group's epoll fd; the group's poller does the work."""
+
+
+@final
+class SockGroup:
+    """A set of sockets polled together. Use it from one SPDK thread.
+
+    ``ctx`` is the caller's (``group_get_ctx``).
+    """
+
+    __slots__ = ("_epoll", "_reactor", "_ready", "_socks", "closed", "ctx")
+
+    def __init__(self, ctx: object = None) -> None:
+        self.ctx = ctx
+        self._epoll = select.epoll()
+        self._socks: dict[int, Sock] = {}
+        self._ready: dict[Sock, None] = {}  # insertion-ordered: the head is served first
+        self._reactor: Reactor | None = None
+        self.closed = False
+
+    def fileno(self) -> int:
+        """The group's epoll fd: readable while some socket in the group is ready."""
+        return self._epoll.fileno()
+
+    def __len__(self) -> int:
+        return len(self._socks)
+
+    @property
+    def socks(self) -> list[Sock]:
+        return list(self._socks.values())
+
+    # ------------------------------------------------------------------ membership
+
+    def add_sock(self, sock: Sock, cb: SockCallback) -> None:
+        """Watch ``sock`` for reading; ``cb(group, sock)`` runs from :meth:`poll` when ready.
+
+        Raises :class:`SockError` ``EINVAL`` without ``cb`` or if ``sock`` is already in a group,
+        ``EBADF`` if it is closed.
+        """
+        self._check_open()
+        if cb is None:
+            raise SockError(errno.EINVAL, "a sock group callback is required")
+        if sock.closed:
+            raise SockError(errno.EBADF, "socket is closed")
+        if sock.group is not None:
+            raise SockError(errno.EINVAL, "socket is already in a group")
+        fd = sock.fileno()
+        self._epoll.register(fd, select.EPOLLIN | select.EPOLLERR)
+        self._socks[fd] = sock
+        sock.group = self
+        sock.group_cb = cb
+
+    def remove_sock(self, sock: Sock) -> None:
+        """Stop watching ``sock``; its queued asynchronous writes get ``cb(-ECANCELED)``.
+
+        Raises :class:`SockError` ``EINVAL`` if ``sock`` is not in this group.
+        """
+        if sock.group is not self:
+            raise SockError(errno.EINVAL, "socket is not in this group")
+        fd = sock.fileno()
+        self._socks.pop(fd, None)
+        self._ready.pop(sock, None)
+        try:
+            self._epoll.unregister(fd)
+        except OSError:
+            pass
+        sock.group = None
+        sock.group_cb = None
+        sock._abort_requests(-errno.ECANCELED)
+
+    def set_interest(self, sock: Sock, *, readable: bool = True, writable: bool = False) -> None:
+        """spdkpy extension: what readiness of ``sock`` triggers its callback (errors always
+        do). Watching neither pauses the socket; the default is SPDK's ``readable`` only.
+        """
+        if sock.group is not self:
+            raise SockError(errno.EINVAL, "socket is not in this group")
+        events = select.EPOLLERR
+        if readable:
+            events |= select.EPOLLIN
+        if writable:
+            events |= select.EPOLLOUT
+        self._epoll.modify(sock.fileno(), events)
+        if not readable:
+            self._ready.pop(sock, None)
+
+    # ------------------------------------------------------------------ poll
+
+    def poll(self, max_events: int = MAX_EVENTS_PER_POLL) -> int:
+        """One pass (``spdk_sock_group_poll``): flush queued writes, collect ready sockets, call
+        at most ``max_events`` callbacks, fairly rotated. Returns the callbacks made.
+
+        A callback may remove its socket and close it (the close then completes once the
+        callback returns), or add and remove other sockets.
+        """
+        self._check_open()
+        for sock in list(self._socks.values()):
+            if sock.queued_iovcnt:
+                sock.flush()
+        if not self._socks:
+            return 0
+        ready = self._ready
+        socks = self._socks
+        for fd, _ in self._epoll.poll(0, MAX_EVENTS_PER_POLL):
+            found = socks.get(fd)
+            if found is not None and found not in ready:
+                ready[found] = None
+        count = 0
+        while ready and count < max_events:
+            sock = next(iter(ready))
+            del ready[sock]
+            cb = sock.group_cb
+            if cb is None or sock.group is not self:
+                continue
+            count += 1
+            sock._in_cb = True
+            try:
+                cb(self, sock)
+            finally:
+                sock._in_cb = False
+                if sock._close_pending:
+                    sock._close_pending = False
+                    sock._teardown()
+        return count
+
+    # ------------------------------------------------------------------ reactor wake-up
+
+    def attach_to_current_reactor(self) -> bool:
+        """Wake the reactor running this OS thread when a socket of the group is ready.
+
+        Call on the group's SPDK thread while it runs on a reactor (its threads must not move:
+        pin them with a one-core mask). Returns ``False``, doing nothing, off a reactor (a test
+        harness polls by hand). Undo with :meth:`detach` before :meth:`close`.
+        """
+        reactor = current_reactor()
+        if reactor is None or self._reactor is not None:
+            return False
+        reactor.add_wake_fd(self.fileno(), _ignore_ready)
+        self._reactor = reactor
+        return True
+
+    def detach(self) -> None:
+        """Stop waking the reactor (on the same OS thread as the attach)."""
+        reactor = current_reactor()
+        if self._reactor is None:
+            return
+        if reactor is None or reactor is not self._reactor:
+            raise SockError(errno.EPERM, "detach the group on the reactor it is attached to")
+        reactor.remove_wake_fd(self.fileno())
+        self._reactor = None
+
+    # ------------------------------------------------------------------ close
+
+    def close(self) -> None:
+        """Close the group (``spdk_sock_group_close``). Raises :class:`SockError` ``EBUSY``
+        while any socket remains in it. Detaches from its reactor if still attached.
+        """
+        if self.closed:
+            return
+        if self._socks:
+            raise SockError(errno.EBUSY, f"sock group still holds {len(self._socks)} socket(s)")
+        if self._reactor is not None:
+            self.detach()
+        self.closed = True
+        self._epoll.close()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise SockError(errno.EBADF, "sock group is closed")
+
+    def __repr__(self) -> str:
+        return f"<SockGroup socks={len(self._socks)}{' closed' if self.closed else ''}>"
