@@ -148,3 +148,58 @@ def test_an_exception_in_a_message_stops_every_reactor_and_is_raised(
     with pytest.raises(InternalError, match="boom") as info:
         run_app(framework, start)
     assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_a_poller_with_a_wake_fd_lets_its_reactor_sleep_until_the_fd_is_ready(
+    framework: ReactorFramework,
+) -> None:
+    efd = os.eventfd(0, os.EFD_NONBLOCK)
+    got: list[int] = []
+    runs = [0]
+
+    def start(app: Thread) -> None:
+        def drain() -> int:
+            runs[0] += 1
+            try:
+                value = os.eventfd_read(efd)
+            except BlockingIOError:
+                return POLLER_IDLE
+            got.append(value)
+            if len(got) == 3:
+                poller.unregister()
+                framework.stop()
+            return 1
+
+        poller = app.register_poller(drain, wake_fd=efd)
+
+        def feeder() -> None:
+            reactor = framework.reactor(framework.main_core)
+            for _ in range(3):
+                # Wait for the reactor to be asleep, then wake it through the fd only.
+                for _ in range(2000):
+                    if reactor.sleeping:
+                        break
+                    threading.Event().wait(0.005)
+                threading.Event().wait(0.1)
+                os.eventfd_write(efd, 1)
+
+        threading.Thread(target=feeder, daemon=True).start()
+
+    try:
+        run_app(framework, start)
+    finally:
+        os.close(efd)
+    assert got == [1, 1, 1]
+    # About 0.3 s passed asleep: without the fd the idle poller would have been run every
+    # 10 ms (~30 times); with it, only when woken (plus the runs around each wake-up).
+    assert runs[0] < 20
+
+
+def test_wake_fd_is_for_active_pollers_only() -> None:
+    from spdkpy.errors import InputError
+    from spdkpy.testing import ThreadHarness
+
+    with ThreadHarness(1, msg_mempool_size=4096) as h:
+        h.set_thread(0)
+        with pytest.raises(InputError, match="active pollers"):
+            h.threads[0].register_poller(lambda: 0, period_us=10, wake_fd=0)

@@ -20,6 +20,7 @@ run regularly. ``busy_poll`` keeps SPDK's spinning instead.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Final, final
 
 from spdkpy._log import notice
 from spdkpy.env import Ring, RingType, Waker
-from spdkpy.thread import Thread, ThreadState
+from spdkpy.thread import Poller, PollerState, Thread, ThreadState
 
 if TYPE_CHECKING:
     from spdkpy.event._framework import ReactorFramework
@@ -52,6 +53,7 @@ CONTEXT_SWITCH_CHECK_TICKS: Final = 1_000_000_000
 
 _GIL_ENABLED: Final[bool] = getattr(sys, "_is_gil_enabled", lambda: True)()
 _RUNNING_THREAD: Final = ThreadState.RUNNING
+_UNREGISTERED: Final = PollerState.UNREGISTERED
 _EXITED_THREAD: Final = ThreadState.EXITED
 
 
@@ -150,6 +152,7 @@ class Reactor:
         "_fd_handlers",
         "_framework",
         "_next_ctx_check",
+        "_poller_fds",
         "busy_tsc",
         "event_cache",
         "event_cache_size",
@@ -190,6 +193,7 @@ class Reactor:
         self.running_event: object = None
         self.polling: Thread | None = None
         self.slow_events = 0
+        self._poller_fds: dict[Poller, int] = {}
         self._next_ctx_check = 0
         self._ctx_switches = (0, 0)
 
@@ -351,6 +355,7 @@ class Reactor:
         now = framework.clock.now()
         timeout_s = -1.0
         deadline: int | None = None
+        wake_fds: dict[Poller, int] = {}
         for lw in self.threads:
             thread = lw.thread
             expiration = thread.next_poller_expiration()
@@ -362,8 +367,12 @@ class Reactor:
                 )
             if expiration is not None and (deadline is None or expiration < deadline):
                 deadline = expiration
-            if thread.active_pollers:
-                timeout_s = IDLE_ACTIVE_POLLER_CAP_S
+            for poller in thread.active_pollers:
+                fd = poller.wake_fd
+                if fd is None:
+                    timeout_s = IDLE_ACTIVE_POLLER_CAP_S  # no fd says when it has work
+                elif poller.state is not _UNREGISTERED:
+                    wake_fds[poller] = fd
         if deadline is not None:
             remaining = deadline - now
             if remaining < MIN_SLEEP_TICKS:
@@ -375,6 +384,8 @@ class Reactor:
         if framework.state is not framework.RUNNING_STATE:
             waker.disarm()
             return
+        if wake_fds != self._poller_fds:
+            self._watch_poller_fds(wake_fds)
         self.sleeping = True
         self.sleeps += 1
         ready = waker.sleep(timeout_s)
@@ -391,6 +402,31 @@ class Reactor:
             handler = self._fd_handlers.get(fd)
             if handler is not None:
                 handler(fd)
+
+    def _watch_poller_fds(self, fds: dict[Poller, int]) -> None:
+        # The wake fds this reactor sleeps on follow its threads' live active pollers, recomputed
+        # only when it is about to sleep. Keyed by poller, not fd number: a closed fd leaves the
+        # epoll set by itself and its number may come back as another file, which must then be
+        # registered anew (FileExistsError means the number still names a watched open file).
+        old = self._poller_fds
+        still_used = set(fds.values())
+        for fd in set(old.values()) - still_used:
+            with contextlib.suppress(OSError, ValueError):
+                self.waker.remove_fd(fd)  # may be closed (and gone) already
+        watched: dict[Poller, int] = {}
+        for poller, fd in fds.items():
+            if old.get(poller) == fd:
+                watched[poller] = fd
+                continue
+            try:
+                self.waker.add_fd(fd)
+            except FileExistsError:
+                pass  # another poller shares this fd
+            except (OSError, ValueError) as exc:
+                log.error("cannot sleep on fd %d of poller %s: %s", fd, poller.name, exc)
+                continue
+            watched[poller] = fd
+        self._poller_fds = watched
 
     def _charge_idle(self) -> None:
         # Time given away (yielding the CPU or the GIL) is idle, and not the next poll's.

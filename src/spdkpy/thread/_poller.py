@@ -74,6 +74,7 @@ class Poller:
         "run_count",
         "state",
         "thread",
+        "wake_fd",
     )
 
     def __init__(
@@ -90,6 +91,8 @@ class Poller:
         self.fn = fn
         self.args = args
         self.period_ticks = period_ticks
+        self.wake_fd: int | None = None
+        """An fd that becomes readable when this (active) poller has work; see register_poller."""
         self.name = name
         self.state = WAITING
         self.next_run = 0

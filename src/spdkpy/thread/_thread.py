@@ -469,18 +469,26 @@ class Thread:
         *args: *Ts,
         period_us: int = 0,
         name: str | None = None,
+        wake_fd: int | None = None,
     ) -> Poller:
         """Register ``fn(*args)`` to run on every poll (``period_us == 0``) or every period.
 
         Must be called on this thread (it is current). ``fn`` returns :data:`POLLER_BUSY` or
         :data:`POLLER_IDLE` (negative values count as neither). Raises
         :class:`ThreadExitedError` once the thread has exited.
+
+        ``wake_fd`` (active pollers only): an fd that is readable whenever ``fn`` has work, such
+        as a socket group's epoll fd. The hosting reactor then sleeps on that fd when the poller
+        reports idle, instead of waking regularly to run it (deviation 3: "an fd poller by its
+        fd"). The fd must stay open until the poller is unregistered.
         """
         self._check_owner("register a poller")
         if self.state is _EXITED:
             raise ThreadExitedError(f"thread {self.name} has exited; cannot register a poller")
         if period_us < 0:
             raise InputError(f"poller period must be >= 0 us, got {period_us}")
+        if wake_fd is not None and period_us:
+            raise InputError("wake_fd is for active pollers (period_us == 0)")
         if self._next_poller_id > _MAX_POLLER_ID:
             log.warning("poller ID of thread %s overflowed; restarting at 1", self.name)
             self._next_poller_id = 1
@@ -495,6 +503,7 @@ class Thread:
             us_to_ticks(period_us, self._lib.clock.ticks_per_second),
             poller_name,
         )
+        poller.wake_fd = wake_fd
         self._next_poller_id += 1
         if poller.period_ticks:
             self._schedule_timed(poller, self._lib.clock.now() + poller.period_ticks)
