@@ -38,6 +38,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run_all.py
 
 clean:

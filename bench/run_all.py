@@ -45,7 +45,8 @@ TGT_MASK = "0x3"
 STARTUP_SECONDS = 1.0
 STOP_GRACE_SECONDS = 10.0
 
-BENCHMARKS = ("reactor", "event", "poller", "idle", "busy-poll", "rpc")
+BENCHMARKS = ("reactor", "event", "poller", "idle", "busy-poll", "rpc", "echo", "echo-idle")
+ECHO_BENCH = Path(__file__).with_name("echo_bench.py")
 
 
 @dataclass
@@ -426,6 +427,32 @@ def bench_rpc(s: Settings) -> list[Row]:
     ]
 
 
+def _run_echo_bench(s: Settings, only: str, timeout: float) -> list[Row]:
+    """Run ``echo_bench.py --only NAME --json`` (its own servers and clients) and read its rows."""
+    cmd = [sys.executable, str(ECHO_BENCH), "--only", only, "--json", "-t", f"{s.seconds:g}"]
+    cmd += ["--idle-seconds", f"{s.idle_seconds:g}"]
+    if len(s.spdkpy) == 1:
+        cmd += ["--spdkpy", s.spdkpy[0]]
+    done = run(cmd, timeout)
+    if done.stderr.strip():
+        print(done.stderr.rstrip(), file=sys.stderr, flush=True)
+    try:
+        rows = [Row(**fields) for fields in json.loads(done.stdout.strip().splitlines()[-1])]
+    except (ValueError, IndexError, TypeError) as exc:
+        text = f"unreadable echo_bench output ({done.returncode})\n{done.tail()}"
+        raise BenchError(text) from exc
+    return rows
+
+
+def bench_echo(s: Settings) -> list[Row]:
+    # 4 servers x 3 figures, each figure t seconds plus start-up and draining.
+    return _run_echo_bench(s, "echo", 12 * (s.seconds + 15) + 60)
+
+
+def bench_echo_idle(s: Settings) -> list[Row]:
+    return _run_echo_bench(s, "echo-idle", s.idle_seconds + 60)
+
+
 RUNNERS: dict[str, Callable[[Settings], list[Row]]] = {
     "reactor": bench_reactor,
     "event": bench_event,
@@ -433,6 +460,8 @@ RUNNERS: dict[str, Callable[[Settings], list[Row]]] = {
     "idle": bench_idle,
     "busy-poll": bench_busy_poll,
     "rpc": bench_rpc,
+    "echo": bench_echo,
+    "echo-idle": bench_echo_idle,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,13 +23,17 @@ import pytest
 HOST = "127.0.0.1"
 _SCRIPT = Path(sys.executable).with_name("spdkpy")
 SPDKPY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "spdkpy.apps.cli"]
+OPENSSL = shutil.which("openssl")
+PSK_SUPPORTED = sys.version_info >= (3, 13)
 TWO_CORES = len(os.sched_getaffinity(0)) >= 2
 MASK = hex(sum(1 << c for c in sorted(os.sched_getaffinity(0))[:2]))
 
 
-def _server(cli, *extra: str):
+def _server(cli, *extra: str, impl: str = "posix"):
     proc = cli("hello_sock", "-S", "-H", HOST, "-P", "0", *extra)
-    line = proc.wait_for_lines(r"Listening connection on 127\.0\.0\.1:\d+ with sock_impl\(posix\)")
+    line = proc.wait_for_lines(
+        rf"Listening connection on 127\.0\.0\.1:\d+ with sock_impl\({impl}\)"
+    )
     port = int(re.search(r":(\d+) with", line[0]).group(1))  # type: ignore[union-attr]
     return proc, port
 
@@ -175,7 +180,8 @@ def test_server_stops_on_signal_with_open_connection(cli, signum: int) -> None:
     ("args", "message"),
     [
         (["-N", "nope"], "Cannot find nope sock implementation"),
-        (["-N", "ssl"], "ssl sock implementation is not built"),
+        (["-N", "ssl", "-T", "11"], "invalid TLS version -T 11"),
+        (["-N", "ssl", "--ca", "/nonexistent/ca.pem"], "cannot read /nonexistent/ca.pem"),
         (["-N", "uring"], "uring sock implementation is not available"),
         (["-P", "70000"], "invalid port '70000'"),
         (["-P", "abc"], "invalid port 'abc'"),
@@ -208,3 +214,104 @@ def test_options_are_explained(cli) -> None:
     assert any("zero-copy" in line for line in server.stderr_lines)
     assert any("kernel TLS" in line for line in server.stderr_lines)
     _stop(server)
+
+
+# ------------------------------------------------------------------------------ -N ssl
+
+
+def _make_cert(directory: Path, name: str) -> tuple[str, str]:
+    """A self-signed P-256 certificate for 127.0.0.1 (its own CA): (cert, key)."""
+    assert OPENSSL is not None
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(
+        [
+            OPENSSL,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return str(cert), str(key)
+
+
+@pytest.fixture
+def cert_files(tmp_path: Path) -> tuple[str, str, str]:
+    """(server cert, server key, an unrelated cert used as a wrong CA)."""
+    if OPENSSL is None:
+        pytest.skip("the openssl command is not installed: cannot make test certificates")
+    cert, key = _make_cert(tmp_path, "server")
+    other, _ = _make_cert(tmp_path, "other")
+    return cert, key, other
+
+
+def test_ssl_round_trip_with_certificates(cli, cert_files: tuple[str, str, str]) -> None:
+    cert, key, _other = cert_files
+    server, port = _server(cli, "-N", "ssl", "--cert", cert, "--key", key, impl="ssl")
+    server.wait_for_lines(
+        rf"TLS: TLS 1\.2 or 1\.3 \(negotiated\), with certificate {re.escape(cert)}"
+    )
+    rc, out, err = _client(port, b"hello over TLS\n", "-N", "ssl", "--ca", cert, "-V")
+    assert rc == 0, err
+    assert b"hello over TLS\n" in out
+    assert b"** 15 bytes received, 15 bytes sent **" in out
+    assert f"verifying the server against {cert}" in err
+    assert "TLS session: TLSv1.3, cipher" in err
+    data = os.urandom(1024 * 1024)
+    rc, out, err = _client(port, data, "-N", "ssl", "--ca", cert, "-T", "12")
+    assert rc == 0, err
+    assert out == data
+    assert "TLS session: TLSv1.2, cipher" in err
+    _stop(server)
+
+
+def test_ssl_wrong_ca_fails_cleanly(cli, cert_files: tuple[str, str, str]) -> None:
+    cert, key, other = cert_files
+    server, port = _server(cli, "-N", "ssl", "--cert", cert, "--key", key, impl="ssl")
+    rc, out, err = _client(port, b"secret\n", "-N", "ssl", "--ca", other, timeout=15)
+    assert rc != 0
+    assert b"secret" not in out
+    assert "TLS handshake failed: certificate verify failed" in err
+    assert "Traceback" not in err
+    server.wait_for_lines(r"Connection closed")
+    # The server keeps serving.
+    rc, out, err = _client(port, b"again\n", "-N", "ssl", "--ca", cert)
+    assert rc == 0, err
+    assert b"again\n" in out
+    _stop(server)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-S", "-N", "ssl"], "-N ssl as a server needs --cert FILE and --key FILE"),
+        pytest.param(
+            ["-N", "ssl", "-E", "00112233445566778899aabbccddeeff", "-I", "spdkpy"],
+            "TLS PSK needs Python 3.13 or newer; this is 3.",
+            marks=pytest.mark.skipif(PSK_SUPPORTED, reason="this Python supports TLS PSK"),
+        ),
+    ],
+    ids=["server-without-cert", "psk-on-old-python"],
+)
+def test_ssl_setup_errors_are_one_line(cli, args: list[str], message: str) -> None:
+    rc, _out, err = cli.run("hello_sock", "-H", HOST, "-P", "0", *args)
+    assert rc == 1
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err

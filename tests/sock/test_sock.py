@@ -428,7 +428,11 @@ def test_sock_rpc_methods() -> None:
         "Invalid parameters",
     )
     assert _call(registry, "sock_set_default_impl", {"impl_name": "posix"}) == (True, None)
-    assert _call(registry, "sock_set_default_impl", {"impl_name": "ssl"})[1] is not None
+    assert _call(registry, "sock_set_default_impl", {"impl_name": "uring"})[1] is not None
+    ssl_opts, err = _call(registry, "sock_impl_get_options", {"impl_name": "ssl"})
+    assert err is None
+    assert isinstance(ssl_opts, dict)
+    assert ssl_opts["recv_buf_size"] == ssl_opts["send_buf_size"] == 4096
     before = impl_get_opts("posix")
     try:
         assert _call(

@@ -17,9 +17,16 @@ Deviations from SPDK's example, each to lose nothing and keep tests deterministi
 * The client treats "no data on stdin yet" as no data, not as end of input (SPEC §8.4), and only
   reads stdin once what it read before has been sent. After end of input it waits for echoes
   until one second has passed with nothing received (SPDK: one second after end of input). A
-  peer closing after that decision does not change the exit code.
-* Only ``posix`` exists: ``-N ssl`` says it is not built yet, ``-N uring`` that spdkpy never
-  registers it; ``-E``/``-I``/``-T``/``-k``/``-K``/``-z``/``-Z`` are accepted and explained.
+  peer closing after that decision does not change the exit code; a socket error (such as a
+  TLS handshake that fails) still makes it -1, as in SPDK.
+* ``-N ssl`` speaks TLS 1.2/1.3 with certificates: ``--cert FILE --key FILE`` (a server needs
+  both; a client may present them), ``--ca FILE`` (a client verifies the server against it,
+  else against the system CAs; a server then requires client certificates). SPDK's PSK
+  (``-E``/``-I``) needs Python 3.13+; on an older Python it is refused with one line. The start-up
+  log says which TLS is in use, and the client logs the negotiated version and cipher. SPDK
+  pins the cipher suite to TLS_AES_128_GCM_SHA256; Python 3.11 cannot, so OpenSSL's default
+  suites are negotiated. ``-N uring`` says spdkpy never registers it. ``-T``/``-k``/``-K``/
+  ``-z``/``-Z`` are accepted and explained.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import argparse
 import errno
 import logging
 import os
+import ssl
 import sys
 import time
 from typing import Any, Final
@@ -36,8 +44,18 @@ from spdkpy._log import notice
 from spdkpy.app import App, AppArgumentParser, add_app_options, opts_from_args
 from spdkpy.apps._echo import EchoBuffer
 from spdkpy.env import CpuSet
-from spdkpy.errors import NotSupportedError, SockError
-from spdkpy.sock import Sock, SockGroup, SockOpts, connect, get_default_impl, get_impl, listen
+from spdkpy.errors import InputError, NotSupportedError, SockError
+from spdkpy.sock import (
+    Sock,
+    SockGroup,
+    SockOpts,
+    connect,
+    get_default_impl,
+    get_impl,
+    impl_get_opts,
+    listen,
+)
+from spdkpy.sock._ssl import describe, psk_supported, psk_unsupported_message
 from spdkpy.thread import POLLER_BUSY, POLLER_IDLE, Poller, Thread, get_thread
 
 __all__ = ["add_parser", "run"]
@@ -70,6 +88,16 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     g.add_argument("-z", dest="zcopy", action="store_const", const=False, help="zero copy off")
     g.add_argument("-Z", dest="zcopy", action="store_const", const=True, help="zero copy on")
     g.add_argument("-V", dest="verbose", action="store_true", help="print byte counts at exit")
+    t = parser.add_argument_group("TLS certificates (-N ssl; spdkpy additions)")
+    t.add_argument("--cert", dest="certfile", metavar="FILE", help="PEM certificate (chain)")
+    t.add_argument("--key", dest="keyfile", metavar="FILE", help="PEM private key of --cert")
+    t.add_argument(
+        "--ca",
+        dest="cafile",
+        metavar="FILE",
+        help="PEM CA bundle: the client verifies the server with it (default: system CAs); "
+        "a server requires client certificates signed by it",
+    )
     parser.set_defaults(run=run)
 
 
@@ -84,8 +112,6 @@ def _port(text: str) -> int:
 
 
 def _check_impl(name: str | None) -> str:
-    if name == "ssl":
-        raise NotSupportedError("the ssl sock implementation is not built in spdkpy yet")
     if name == "uring":
         raise NotSupportedError(
             "the uring sock implementation is not available in spdkpy (use -N posix)"
@@ -93,12 +119,51 @@ def _check_impl(name: str | None) -> str:
     return get_impl(name).name if name is not None else get_default_impl()
 
 
-def _explain_options(args: argparse.Namespace) -> None:
-    notes: list[str] = []
-    if args.psk_key is not None or args.psk_identity is not None or args.tls_version is not None:
-        notes.append("-E/-I/-T configure TLS, which only the ssl implementation uses: ignored")
+def _sock_opts(args: argparse.Namespace, impl: str) -> SockOpts:
+    """The socket options, with the TLS settings when ``impl`` is ssl. Raises
+    :class:`InputError`/:class:`NotSupportedError` (one line, exit 1) on a bad TLS setup."""
+    if impl != "ssl":
+        return SockOpts(zcopy=bool(args.zcopy))
+    if args.psk_key is not None or args.psk_identity is not None:
+        if not psk_supported():
+            raise NotSupportedError(psk_unsupported_message("certificate files (--cert/--key)"))
+        if args.psk_key is None or args.psk_identity is None:
+            raise InputError("TLS PSK needs both -E (hex key) and -I (identity)")
+    if args.tls_version not in (None, 0, 12, 13):
+        raise InputError(f"invalid TLS version -T {args.tls_version} (0, 12 or 13)")
+    if args.keyfile is not None and args.certfile is None:
+        raise InputError("--key needs --cert")
+    if args.server and args.psk_key is None and (args.certfile is None or args.keyfile is None):
+        raise InputError("-N ssl as a server needs --cert FILE and --key FILE")
+    for path in (args.certfile, args.keyfile, args.cafile):
+        if path is not None and not os.path.isfile(path):
+            raise InputError(f"cannot read {path}: no such file")
+    changes: dict[str, object] = {
+        "tls_version": args.tls_version or 0,
+        "psk_key": args.psk_key,
+        "psk_identity": args.psk_identity,
+        "certfile": args.certfile,
+        "keyfile": args.keyfile,
+        "cafile": args.cafile,
+    }
     if args.ktls is not None:
-        notes.append("-k/-K switch kernel TLS, which only the ssl implementation uses: ignored")
+        changes["enable_ktls"] = args.ktls
+    impl_opts = impl_get_opts("ssl").replace(**changes)
+    return SockOpts(zcopy=bool(args.zcopy), impl_opts=impl_opts)
+
+
+def _explain_options(args: argparse.Namespace, impl: str) -> None:
+    notes: list[str] = []
+    tls_args = (args.psk_key, args.psk_identity, args.tls_version, args.certfile, args.cafile)
+    if impl != "ssl" and any(a is not None for a in tls_args):
+        notes.append("-E/-I/-T/--cert/--key/--ca configure TLS, which only -N ssl uses: ignored")
+    if args.ktls is True:
+        notes.append(
+            "-K: kernel TLS needs the ssl implementation and ssl.OP_ENABLE_KTLS (Python 3.12+); "
+            + ("set" if impl == "ssl" and hasattr(ssl, "OP_ENABLE_KTLS") else "ignored")
+        )
+    elif args.ktls is False:
+        notes.append("-k: kernel TLS off (the default)")
     if args.zcopy is True:
         notes.append("-Z: Python sockets cannot send zero-copy (MSG_ZEROCOPY); sends copy")
     elif args.zcopy is False:
@@ -109,9 +174,9 @@ def _explain_options(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     impl = _check_impl(args.impl)
-    _explain_options(args)
+    opts = _sock_opts(args, impl)
+    _explain_options(args, impl)
     app = App(opts_from_args("hello_sock", args))
-    opts = SockOpts(zcopy=bool(args.zcopy))
     if args.server:
         return _Server(app, args, impl, opts).run()
     return _Client(app, args, impl, opts).run()
@@ -189,14 +254,20 @@ class _Worker:
                 n = sock.writev(buf.iovecs())
                 if n:
                     buf.consume(n)
+            # TLS: records the kernel could not take yet are held by the socket; the echo is
+            # complete only once they are sent.
+            unsent = sock.unsent_bytes
+            if unsent and not buf.pending:
+                sock.flush()
+                unsent = sock.unsent_bytes
         except SockError as exc:
             log.info("connection error: %s", exc)
             self._close(conn)
             return
-        if conn.eof and not buf.pending:
+        if conn.eof and not buf.pending and not unsent:
             self._close(conn)
             return
-        interest = (not conn.eof and buf.read_budget() > 0, buf.pending > 0)
+        interest = (not conn.eof and buf.read_budget() > 0, buf.pending > 0 or unsent > 0)
         if interest != conn.interest:
             conn.interest = interest
             group.set_interest(sock, readable=interest[0], writable=interest[1])
@@ -270,6 +341,8 @@ class _Server:
         self.group.attach_to_current_reactor()
         port = listener.getaddr().sport
         notice(log, "Listening connection on %s:%d with sock_impl(%s)", args.host, port, self.impl)
+        if self.opts.impl_opts is not None and self.impl == "ssl":
+            notice(log, "TLS: %s", describe(self.opts.impl_opts, server=True))
         self.poller = self.app_thread.register_poller(self._poll, name="hello_sock_group_poll")
         for core in self.app.core_mask:
             worker = _Worker(self, core)
@@ -386,6 +459,8 @@ class _Client:
             args.port,
             self.impl,
         )
+        if self.opts.impl_opts is not None and self.impl == "ssl":
+            notice(log, "TLS: %s", describe(self.opts.impl_opts, server=False))
         try:
             sock = connect(args.host, args.port, self.impl, self.opts)
         except SockError as exc:
@@ -449,18 +524,26 @@ class _Client:
         return POLLER_BUSY
 
     def _on_ready(self, group: SockGroup, sock: Sock) -> None:
+        failed = False
         try:
             data = sock.recv(RECV_CHUNK)
         except SockError as exc:
             log.error("%s", exc)
             data = b""
+            failed = True
         if data is None:
             return
         if not data:
             if not self.quitting:
                 self._quit(-1)
+            elif failed and self.rc == 0:
+                self.rc = -1  # an error (e.g. a failed TLS handshake) is not a quiet close
             self._finish()  # nothing more can arrive
             return
+        if not self.received and self.impl == "ssl":
+            info = sock.tls_info()
+            if info is not None:
+                notice(log, "TLS session: %s, cipher %s", info[0], info[1])
         self.received += len(data)
         self.last_rx = time.monotonic()
         self.out.write(data)

@@ -12,6 +12,13 @@ Sleeping (deviation 3). The group's epoll fd is itself readable whenever a socke
 ready. :meth:`SockGroup.attach_to_current_reactor` adds that fd to the reactor's wake set, so a
 reactor that sleeps wakes when data arrives and its period-0 poller runs at once.
 
+TLS (``ssl`` sockets). Before asking epoll, each poll also services every TLS socket: it
+progresses handshakes and held output, and reports again a socket whose OpenSSL buffer holds
+decrypted bytes epoll cannot see (SPDK's "has data" list) or that failed, so its callback's
+next call raises. A TLS socket holding output the kernel could not take is watched for
+EPOLLOUT as well (the reactor then wakes to finish it); that wake-up alone does not call the
+callback unless the caller asked for writability.
+
 spdkpy extension: :meth:`SockGroup.set_interest` lets a socket be watched for writability
 instead of (or as well as) readability, so an app applying backpressure stops reading without
 making the group spin on a socket it will not read, and learns when it can write again.
@@ -47,13 +54,26 @@ class SockGroup:
     ``ctx`` is the caller's (``group_get_ctx``).
     """
 
-    __slots__ = ("_epoll", "_reactor", "_ready", "_socks", "closed", "ctx")
+    __slots__ = (
+        "_armed",
+        "_epoll",
+        "_interest",
+        "_reactor",
+        "_ready",
+        "_socks",
+        "_tls",
+        "closed",
+        "ctx",
+    )
 
     def __init__(self, ctx: object = None) -> None:
         self.ctx = ctx
         self._epoll = select.epoll()
         self._socks: dict[int, Sock] = {}
         self._ready: dict[Sock, None] = {}  # insertion-ordered: the head is served first
+        self._interest: dict[Sock, int] = {}  # the epoll events the caller asked for
+        self._tls: dict[Sock, None] = {}  # the TLS sockets, serviced on every poll
+        self._armed: set[Sock] = set()  # TLS sockets also watched for EPOLLOUT
         self._reactor: Reactor | None = None
         self.closed = False
 
@@ -84,8 +104,12 @@ class SockGroup:
         if sock.group is not None:
             raise SockError(errno.EINVAL, "socket is already in a group")
         fd = sock.fileno()
-        self._epoll.register(fd, select.EPOLLIN | select.EPOLLERR)
+        events = select.EPOLLIN | select.EPOLLERR
+        self._epoll.register(fd, events)
         self._socks[fd] = sock
+        self._interest[sock] = events
+        if sock._tls is not None:
+            self._tls[sock] = None
         sock.group = self
         sock.group_cb = cb
 
@@ -99,6 +123,9 @@ class SockGroup:
         fd = sock.fileno()
         self._socks.pop(fd, None)
         self._ready.pop(sock, None)
+        self._interest.pop(sock, None)
+        self._tls.pop(sock, None)
+        self._armed.discard(sock)
         try:
             self._epoll.unregister(fd)
         except OSError:
@@ -117,6 +144,9 @@ class SockGroup:
         if readable:
             events |= select.EPOLLIN
         if writable:
+            events |= select.EPOLLOUT
+        self._interest[sock] = events
+        if sock in self._armed:
             events |= select.EPOLLOUT
         self._epoll.modify(sock.fileno(), events)
         if not readable:
@@ -139,9 +169,18 @@ class SockGroup:
             return 0
         ready = self._ready
         socks = self._socks
-        for fd, _ in self._epoll.poll(0, MAX_EVENTS_PER_POLL):
+        tls_socks = self._tls
+        if tls_socks:
+            self._service_tls()
+        for fd, events in self._epoll.poll(0, MAX_EVENTS_PER_POLL):
             found = socks.get(fd)
             if found is not None and found not in ready:
+                if (
+                    events == select.EPOLLOUT
+                    and found in tls_socks
+                    and not self._tls_writable(found)
+                ):
+                    continue
                 ready[found] = None
         count = 0
         while ready and count < max_events:
@@ -159,7 +198,50 @@ class SockGroup:
                 if sock._close_pending:
                     sock._close_pending = False
                     sock._teardown()
+        if tls_socks:
+            self._arm_tls()
         return count
+
+    def _service_tls(self) -> None:
+        ready = self._ready
+        interest = self._interest
+        for sock in self._tls:
+            tls = sock._tls
+            assert tls is not None
+            if (
+                tls.service()
+                and sock not in ready
+                and (tls.error is not None or interest[sock] & select.EPOLLIN)
+            ):
+                ready[sock] = None
+
+    def _tls_writable(self, sock: Sock) -> bool:
+        """A TLS socket is writable and the caller did not ask for that: finish its held
+        output; ``True`` if its callback should run anyway."""
+        tls = sock._tls
+        assert tls is not None
+        read_blocked = tls.want_write and tls.unsent == 0  # a read that needs to write
+        tls.service()
+        if tls.error is not None:
+            return True
+        if self._interest[sock] & select.EPOLLOUT:
+            return True
+        return read_blocked and bool(self._interest[sock] & select.EPOLLIN)
+
+    def _arm_tls(self) -> None:
+        armed = self._armed
+        for sock in self._tls:
+            tls = sock._tls
+            assert tls is not None
+            want = tls.wants_write()
+            if want is (sock in armed) or sock.closed:
+                continue
+            if want:
+                armed.add(sock)
+            else:
+                armed.discard(sock)
+            events = self._interest[sock] | (select.EPOLLOUT if want else 0)
+            self._epoll.modify(sock.fileno(), events)
 
     # ------------------------------------------------------------------ reactor wake-up
 

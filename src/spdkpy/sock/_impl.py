@@ -32,16 +32,28 @@ __all__ = [
 ]
 
 MIB: Final = 1024 * 1024
+_STRING_FIELDS: Final = frozenset(
+    {"psk_key", "psk_identity", "tls_cipher_suites", "certfile", "keyfile", "cafile"}
+)
 
 
 @dataclass(frozen=True, slots=True)
 class SockImplOptions:
     """One implementation's options (``struct spdk_sock_impl_opts``); posix defaults.
 
-    Field names are SPDK's JSON keys. spdkpy's posix applies ``recv_buf_size``/``send_buf_size``
-    (SO_RCVBUF/SO_SNDBUF) and ``enable_quickack``; the zero-copy, placement and TLS fields are
-    stored and reported so that SPDK configs load, but Python's socket API offers no zero-copy
-    send, and TLS belongs to the ``ssl`` implementation, not built yet.
+    Field names up to ``tls_cipher_suites`` are SPDK's JSON keys. spdkpy's posix applies
+    ``recv_buf_size``/``send_buf_size`` (SO_RCVBUF/SO_SNDBUF) and ``enable_quickack``; the
+    zero-copy and placement fields are stored and reported so that SPDK configs load, but
+    Python's socket API offers no zero-copy send. The TLS fields belong to the ``ssl``
+    implementation (see :mod:`spdkpy.sock._ssl`).
+
+    spdkpy additions for ``ssl`` (SPDK's ssl speaks PSK only; Python 3.11 cannot, so spdkpy
+    also speaks certificates): ``certfile``/``keyfile`` (PEM; a server needs both, a client
+    presents them for mutual TLS), ``cafile`` (PEM CA bundle: a client verifies the server
+    against it, a server then requires and verifies client certificates) and ``verify_peer``
+    (client: verify the server's certificate and name; ``True`` by default, against ``cafile``
+    or else the system CAs; ``False`` turns verification off and must be asked for). They are
+    not part of ``sock_impl_get_options``'s answer, which keeps SPDK's keys.
     """
 
     recv_buf_size: int = 2 * MIB
@@ -57,6 +69,10 @@ class SockImplOptions:
     psk_key: str | None = None
     psk_identity: str | None = None
     tls_cipher_suites: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    cafile: str | None = None
+    verify_peer: bool = True
 
     def to_json(self) -> dict[str, object]:
         """What ``sock_impl_get_options`` returns: SPDK's keys, without the write-only PSK."""
@@ -80,7 +96,7 @@ class SockImplOptions:
             if key not in fields:
                 raise InputError(f"unknown sock option {key!r}")
             current = getattr(self, key)
-            if current is None or key in ("psk_key", "psk_identity", "tls_cipher_suites"):
+            if current is None or key in _STRING_FIELDS:
                 if value is not None and not isinstance(value, str):
                     raise InputError(f"sock option {key} must be a string")
             elif isinstance(current, bool):

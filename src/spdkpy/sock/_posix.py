@@ -17,7 +17,7 @@ from typing import Final, final
 from spdkpy.errors import SockError
 from spdkpy.sock._impl import SockImplOptions, SockOpts, register_impl
 
-__all__ = ["PosixSockImpl"]
+__all__ = ["PosixSockImpl", "configure_stream"]
 
 DEFAULT_CONNECT_TIMEOUT_MS: Final = 10_000
 LISTEN_BACKLOG: Final = 512
@@ -68,7 +68,8 @@ def _apply(sock: socket.socket, impl_opts: SockImplOptions, priority: int) -> No
             pass
 
 
-def _configure_stream(sock: socket.socket, impl_opts: SockImplOptions) -> None:
+def configure_stream(sock: socket.socket, impl_opts: SockImplOptions) -> None:
+    """Set up a connected TCP socket: TCP_NODELAY, quick ACKs if asked, non-blocking."""
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if impl_opts.enable_quickack and hasattr(socket, "TCP_QUICKACK"):
         try:
@@ -106,7 +107,7 @@ class PosixSockImpl:
                         rc = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if rc:
                     raise SockError(rc, f"connect to {host}:{port} failed: {os.strerror(rc)}")
-                _configure_stream(sock, impl_opts)
+                configure_stream(sock, impl_opts)
                 return sock
             except SockError as exc:
                 sock.close()
@@ -136,7 +137,7 @@ class PosixSockImpl:
         return sock
 
     def configure_accepted(self, sock: socket.socket, impl_opts: SockImplOptions) -> None:
-        _configure_stream(sock, impl_opts)
+        configure_stream(sock, impl_opts)
 
 
 register_impl(PosixSockImpl(), SockImplOptions(), make_default=True)

@@ -10,6 +10,11 @@ The Python contract for I/O ("would block" is not an error, and never an excepti
   nothing could be written now, including while queued asynchronous writes are still unflushed;
 * every other failure raises :class:`~spdkpy.errors.SockError` carrying the errno.
 
+A socket of the ``ssl`` implementation carries a :class:`~spdkpy.sock._ssl.TlsStream` and
+keeps the same contract: the handshake progresses inside these calls and the group's polls, and
+a call that needs it to progress returns "would block"; TLS failures (a certificate that does
+not verify, an alert from the peer) are a :class:`SockError` (``EPROTO``).
+
 Ownership: a socket and its group are used from one SPDK thread at a time. A socket not in a
 group may be handed to another thread (inside a message); afterwards only that thread touches it.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import ssl
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final, NamedTuple, final
@@ -26,6 +32,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple, final
 from spdkpy.errors import SockError
 from spdkpy.sock import _posix as _posix  # registers "posix" before any lookup
 from spdkpy.sock._impl import SockImpl, SockImplOptions, SockOpts, get_impl, impl_get_opts
+from spdkpy.sock._ssl import TlsStream  # registers "ssl" (not the default)
 
 if TYPE_CHECKING:
     from spdkpy.sock._group import SockGroup
@@ -90,6 +97,7 @@ class Sock:
         "_queue",
         "_queued_iovcnt",
         "_sock",
+        "_tls",
         "closed",
         "group",
         "group_cb",
@@ -110,6 +118,7 @@ class Sock:
         peer: tuple[str, int] | None = None,
     ) -> None:
         self._sock = raw
+        self._tls = TlsStream(raw) if isinstance(raw, ssl.SSLSocket) and not listening else None
         # Known at accept: a peer that already reset the connection has no getpeername().
         self._peer = peer
         self._impl = impl
@@ -156,8 +165,15 @@ class Sock:
         """Whether the peer is still there (a zero-byte peek does not say EOF)."""
         if self.closed or self.listening:
             return False
+        tls = self._tls
+        if tls is not None:
+            if tls.error is not None:
+                return False
+            if tls.pending():
+                return True
         try:
-            return self._sock.recv(1, socket.MSG_PEEK) != b""
+            # The TCP bytes themselves (an SSLSocket refuses recv flags).
+            return socket.socket.recv(self._sock, 1, socket.MSG_PEEK) != b""
         except BlockingIOError:
             return True
         except OSError:
@@ -167,6 +183,20 @@ class Sock:
     def queued_iovcnt(self) -> int:
         """Buffers of asynchronous writes waiting to be sent."""
         return self._queued_iovcnt
+
+    @property
+    def unsent_bytes(self) -> int:
+        """Bytes this socket took (queued asynchronous writes, TLS records held because the
+        kernel was full) that the kernel has not taken yet. :meth:`flush` sends them; a
+        server that closes after its last write should wait until this is 0.
+        """
+        queued = sum(len(v) for req in self._queue for v in req.iovs) if self._queue else 0
+        return queued + (self._tls.unsent if self._tls is not None else 0)
+
+    def tls_info(self) -> tuple[str, str] | None:
+        """``(protocol, cipher)`` of an ``ssl`` socket once its handshake is done (e.g.
+        ``("TLSv1.3", "TLS_AES_256_GCM_SHA384")``); ``None`` before, or for ``posix``."""
+        return self._tls.info() if self._tls is not None else None
 
     def _check_open(self) -> None:
         if self.closed:
@@ -196,6 +226,8 @@ class Sock:
     def recv(self, n: int) -> bytes | None:
         """Up to ``n`` bytes; ``b""`` at end of stream; ``None`` if nothing is there now."""
         self._check_open()
+        if self._tls is not None:
+            return self._tls.recv(n)
         try:
             return self._sock.recv(n)
         except BlockingIOError:
@@ -208,6 +240,8 @@ class Sock:
     def recv_into(self, buffer: bytearray | memoryview) -> int | None:
         """Read into ``buffer``; the count, 0 at end of stream, ``None`` if nothing is there."""
         self._check_open()
+        if self._tls is not None:
+            return self._tls.recv_into(buffer)
         try:
             return self._sock.recv_into(buffer)
         except (BlockingIOError, InterruptedError):
@@ -229,6 +263,8 @@ class Sock:
                 return None
         if not buffers:
             return 0
+        if self._tls is not None:
+            return self._tls.write(buffers)
         try:
             sent = self._sock.sendmsg(buffers[:_MAX_IOV])
         except (BlockingIOError, InterruptedError):
@@ -258,6 +294,8 @@ class Sock:
         sent. Completed requests get ``cb(0)``; on an error every queued request gets
         ``cb(-errno)`` and the error is returned as ``-errno`` (nothing raises).
         """
+        if self._tls is not None:
+            return self._flush_tls(self._tls)
         total = 0
         queue = self._queue
         while queue and not self.closed:
@@ -281,6 +319,30 @@ class Sock:
             self._consume(sent)
             if sent < wanted:
                 return total
+        return total
+
+    def _flush_tls(self, tls: TlsStream) -> int:
+        total = 0
+        queue = self._queue
+        try:
+            if not tls.flush_out():
+                return 0
+            while queue and not self.closed:
+                iovs: list[memoryview] = []
+                for req in queue:
+                    iovs.extend(req.iovs)
+                    if len(iovs) >= IOV_BATCH_SIZE:
+                        break
+                taken = tls.write(iovs) if iovs else 0
+                if taken is None:
+                    return total
+                total += taken
+                self._consume(taken)
+                if tls.unsent:
+                    return total  # the kernel is full: the group finishes it when writable
+        except SockError as exc:
+            self._abort_requests(-exc.errno)
+            return -exc.errno
         return total
 
     def _consume(self, sent: int) -> None:
@@ -329,6 +391,8 @@ class Sock:
     def _teardown(self) -> None:
         self.closed = True
         self._abort_requests(-errno.ECANCELED)
+        if self._tls is not None:
+            self._tls.close()
         self._sock.close()
 
     def __repr__(self) -> str:
