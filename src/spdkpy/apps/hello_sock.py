@@ -223,8 +223,9 @@ class _Worker:
         thread = get_thread()
         assert thread is not None
         self.group = SockGroup(self)
-        self.group.attach_to_current_reactor()
-        self.poller = thread.register_poller(self._poll, name="hello_sock_group_poll")
+        self.poller = thread.register_poller(
+            self._poll, name="hello_sock_group_poll", wake_fd=self.group.fileno()
+        )
 
     def _poll(self) -> int:
         assert self.group is not None
@@ -338,12 +339,13 @@ class _Server:
         self.listener = listener
         self.group = SockGroup(self)
         self.group.add_sock(listener, self._on_listener)
-        self.group.attach_to_current_reactor()
         port = listener.getaddr().sport
         notice(log, "Listening connection on %s:%d with sock_impl(%s)", args.host, port, self.impl)
         if self.opts.impl_opts is not None and self.impl == "ssl":
             notice(log, "TLS: %s", describe(self.opts.impl_opts, server=True))
-        self.poller = self.app_thread.register_poller(self._poll, name="hello_sock_group_poll")
+        self.poller = self.app_thread.register_poller(
+            self._poll, name="hello_sock_group_poll", wake_fd=self.group.fileno()
+        )
         for core in self.app.core_mask:
             worker = _Worker(self, core)
             self.workers.append(worker)
@@ -483,11 +485,16 @@ class _Client:
             pass
         self.group = SockGroup(self)
         self.group.add_sock(sock, self._on_ready)
-        self.group.attach_to_current_reactor()
         thread = self.app.app_thread
         assert thread is not None
-        self.group_poller = thread.register_poller(self._poll, name="hello_sock_group_poll")
-        self.writer = thread.register_poller(self._write, name="hello_sock_writer")
+        self.group_poller = thread.register_poller(
+            self._poll, name="hello_sock_group_poll", wake_fd=self.group.fileno()
+        )
+        # Stdin wakes the reactor when it has data (a pipe or terminal; a regular file cannot be
+        # slept on, and the reactor then polls it every 10 ms instead).
+        self.writer = thread.register_poller(
+            self._write, name="hello_sock_writer", wake_fd=sys.stdin.fileno()
+        )
 
     def _poll(self) -> int:
         assert self.group is not None

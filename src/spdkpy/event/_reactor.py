@@ -384,8 +384,10 @@ class Reactor:
         if framework.state is not framework.RUNNING_STATE:
             waker.disarm()
             return
-        if wake_fds != self._poller_fds:
-            self._watch_poller_fds(wake_fds)
+        # A poller's fd that cannot be slept on (a regular file, say) is polled regularly.
+        unwatchable = wake_fds != self._poller_fds and not self._watch_poller_fds(wake_fds)
+        if unwatchable and (timeout_s < 0 or timeout_s > IDLE_ACTIVE_POLLER_CAP_S):
+            timeout_s = IDLE_ACTIVE_POLLER_CAP_S
         self.sleeping = True
         self.sleeps += 1
         ready = waker.sleep(timeout_s)
@@ -403,12 +405,13 @@ class Reactor:
             if handler is not None:
                 handler(fd)
 
-    def _watch_poller_fds(self, fds: dict[Poller, int]) -> None:
+    def _watch_poller_fds(self, fds: dict[Poller, int]) -> bool:
         # The wake fds this reactor sleeps on follow its threads' live active pollers, recomputed
         # only when it is about to sleep. Keyed by poller, not fd number: a closed fd leaves the
         # epoll set by itself and its number may come back as another file, which must then be
         # registered anew (FileExistsError means the number still names a watched open file).
         old = self._poller_fds
+        complete = True
         still_used = set(fds.values())
         for fd in set(old.values()) - still_used:
             with contextlib.suppress(OSError, ValueError):
@@ -423,10 +426,15 @@ class Reactor:
             except FileExistsError:
                 pass  # another poller shares this fd
             except (OSError, ValueError) as exc:
-                log.error("cannot sleep on fd %d of poller %s: %s", fd, poller.name, exc)
+                # epoll refuses regular files, for one. From now on this poller is run every
+                # 10 ms while the reactor sleeps, like any active poller without a wake fd.
+                log.info("poller %s: cannot sleep on fd %d (%s)", poller.name, fd, exc)
+                poller.wake_fd = None
+                complete = False
                 continue
             watched[poller] = fd
         self._poller_fds = watched
+        return complete
 
     def _charge_idle(self) -> None:
         # Time given away (yielding the CPU or the GIL) is idle, and not the next poll's.
