@@ -62,6 +62,14 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
     event.add_argument("-m", "--cpumask", dest="reactor_mask", default="0x1", metavar="MASK")
     event.add_argument("-t", dest="time", type=_seconds, required=True, metavar="SECONDS")
     event.add_argument("--busy-poll", action="store_true", help="spin instead of sleeping")
+    event.add_argument(
+        "--slow-threshold",
+        dest="slow_work_threshold_ms",
+        type=float,
+        default=10.0,
+        metavar="MS",
+        help="the slow-work watchdog's threshold, as in every app (0: off)",
+    )
     event.set_defaults(run=run_event)
 
     reactor = tools.add_parser("reactor", help="one reactor's event-loop throughput (reactor_perf)")
@@ -100,6 +108,7 @@ def run_event(args: argparse.Namespace) -> int:
             reactor_mask=args.reactor_mask,
             rpc_addr=None,
             busy_poll=args.busy_poll,
+            slow_work_threshold_ms=max(0.0, args.slow_work_threshold_ms),
         )
     )
     seconds: int = args.time
