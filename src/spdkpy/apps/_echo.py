@@ -44,6 +44,15 @@ class EchoBuffer:
             self.pending += len(data)
             self.received += len(data)
 
+    def echoed_at_once(self, received: int, sent: int, rest: memoryview | None) -> None:
+        """Bytes received and written straight back (the common case, no copy kept): ``rest``
+        is what the write did not take, kept for later."""
+        self.received += received
+        self.sent += sent
+        if rest is not None and len(rest):
+            self._chunks.append(rest)
+            self.pending += len(rest)
+
     def iovecs(self) -> list[memoryview]:
         """The waiting bytes as at most 64 buffers, oldest first (do not keep them)."""
         out: list[memoryview] = []

@@ -65,6 +65,7 @@ log = logging.getLogger("spdkpy.hello_sock")
 RECV_CHUNK: Final = 64 * 1024
 STDIN_CHUNK: Final = 64 * 1024
 CLOSE_DELAY_S: Final = 1.0
+_READ_ONLY: Final = (True, False)
 _GRACE_CHECK_US: Final = 50_000
 
 
@@ -243,6 +244,26 @@ class _Worker:
     def _on_ready(self, group: SockGroup, sock: Sock) -> None:
         conn = self.conns[sock]
         buf = conn.buf
+        if not buf.pending and not conn.eof and conn.interest == _READ_ONLY:
+            # The common case: nothing waits to be echoed, so echo what arrives straight back.
+            try:
+                data = sock.recv(RECV_CHUNK)
+                if data:
+                    n = sock.writev((data,)) or 0
+                    if n == len(data) and not sock.unsent_bytes:
+                        buf.echoed_at_once(n, n, None)
+                        return
+                    buf.echoed_at_once(len(data), n, memoryview(data)[n:])
+                elif data is None:
+                    return
+                else:
+                    conn.eof = True
+            except SockError as exc:
+                log.info("connection error: %s", exc)
+                self._close(conn)
+                return
+            self._update(group, conn)
+            return
         try:
             budget = buf.read_budget()
             if budget and not conn.eof:
@@ -252,9 +273,9 @@ class _Worker:
                 elif data is not None:
                     buf.feed(data)
             if buf.pending:
-                n = sock.writev(buf.iovecs())
-                if n:
-                    buf.consume(n)
+                written = sock.writev(buf.iovecs())
+                if written:
+                    buf.consume(written)
             # TLS: records the kernel could not take yet are held by the socket; the echo is
             # complete only once they are sent.
             unsent = sock.unsent_bytes
@@ -265,6 +286,17 @@ class _Worker:
             log.info("connection error: %s", exc)
             self._close(conn)
             return
+        if conn.eof and not buf.pending and not unsent:
+            self._close(conn)
+            return
+        self._update(group, conn, unsent)
+
+    def _update(self, group: SockGroup, conn: _Conn, unsent: int | None = None) -> None:
+        """Close a finished connection, or watch it for what it needs next."""
+        buf = conn.buf
+        sock = conn.sock
+        if unsent is None:
+            unsent = sock.unsent_bytes
         if conn.eof and not buf.pending and not unsent:
             self._close(conn)
             return

@@ -57,6 +57,7 @@ class SockGroup:
     __slots__ = (
         "_armed",
         "_epoll",
+        "_flush_pending",
         "_interest",
         "_reactor",
         "_ready",
@@ -71,6 +72,8 @@ class SockGroup:
         self._epoll = select.epoll()
         self._socks: dict[int, Sock] = {}
         self._ready: dict[Sock, None] = {}  # insertion-ordered: the head is served first
+        # Sockets with queued writev_async requests: a poll flushes these, not every socket.
+        self._flush_pending: set[Sock] = set()
         self._interest: dict[Sock, int] = {}  # the epoll events the caller asked for
         self._tls: dict[Sock, None] = {}  # the TLS sockets, serviced on every poll
         self._armed: set[Sock] = set()  # TLS sockets also watched for EPOLLOUT
@@ -111,6 +114,8 @@ class SockGroup:
         if sock._tls is not None:
             self._tls[sock] = None
         sock.group = self
+        if sock.queued_iovcnt:
+            self._flush_pending.add(sock)
         sock.group_cb = cb
 
     def remove_sock(self, sock: Sock) -> None:
@@ -123,6 +128,7 @@ class SockGroup:
         fd = sock.fileno()
         self._socks.pop(fd, None)
         self._ready.pop(sock, None)
+        self._flush_pending.discard(sock)
         self._interest.pop(sock, None)
         self._tls.pop(sock, None)
         self._armed.discard(sock)
@@ -162,9 +168,12 @@ class SockGroup:
         callback returns), or add and remove other sockets.
         """
         self._check_open()
-        for sock in list(self._socks.values()):
-            if sock.queued_iovcnt:
+        pending = self._flush_pending
+        if pending:
+            for sock in list(pending):
                 sock.flush()
+                if not sock.queued_iovcnt:
+                    pending.discard(sock)
         if not self._socks:
             return 0
         ready = self._ready

@@ -266,7 +266,12 @@ class Sock:
         if self._tls is not None:
             return self._tls.write(buffers)
         try:
-            sent = self._sock.sendmsg(buffers[:_MAX_IOV])
+            # One buffer (the common echo and PDU case) goes through send(): sendmsg's message
+            # header costs more than the whole call on small writes.
+            if len(buffers) == 1:
+                sent = self._sock.send(buffers[0])
+            else:
+                sent = self._sock.sendmsg(buffers[:_MAX_IOV])
         except (BlockingIOError, InterruptedError):
             return None
         except OSError as exc:
@@ -286,6 +291,8 @@ class Sock:
         iovs = [v for v in iovs if len(v)]
         self._queue.append(_Request(iovs, cb))
         self._queued_iovcnt += len(iovs)
+        if self.group is not None:
+            self.group._flush_pending.add(self)
         if self._queued_iovcnt >= IOV_BATCH_SIZE:
             self.flush()
 
