@@ -214,6 +214,9 @@ class _Worker:
         self.group: SockGroup | None = None
         self.poller: Poller | None = None
         self.conns: dict[Sock, _Conn] = {}
+        # One receive buffer per worker, reused for every read: the fast path echoes from it
+        # without allocating, and copies only what a write did not take.
+        self.rbuf = memoryview(bytearray(RECV_CHUNK))
         self.stopping = False
         self.received = 0
         self.sent = 0
@@ -247,14 +250,15 @@ class _Worker:
         if not buf.pending and not conn.eof and conn.interest == _READ_ONLY:
             # The common case: nothing waits to be echoed, so echo what arrives straight back.
             try:
-                data = sock.recv(RECV_CHUNK)
-                if data:
-                    n = sock.writev((data,)) or 0
-                    if n == len(data) and not sock.unsent_bytes:
+                rbuf = self.rbuf
+                got = sock.recv_into(rbuf)
+                if got:
+                    n = sock.writev((rbuf[:got],)) or 0
+                    if n == got and not sock.unsent_bytes:
                         buf.echoed_at_once(n, n, None)
                         return
-                    buf.echoed_at_once(len(data), n, memoryview(data)[n:])
-                elif data is None:
+                    buf.echoed_at_once(got, n, memoryview(bytes(rbuf[n:got])))
+                elif got is None:
                     return
                 else:
                     conn.eof = True
