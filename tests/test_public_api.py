@@ -145,6 +145,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "MockClock",
         "ReactorHarness",
         "ThreadHarness",
+        "make_self_signed_cert",
     ],
 }
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from spdkpy.testing import make_self_signed_cert
+
 HOST = "127.0.0.1"
 _SCRIPT = Path(sys.executable).with_name("spdkpy")
 SPDKPY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "spdkpy.apps.cli"]
@@ -221,34 +223,7 @@ def test_options_are_explained(cli) -> None:
 
 def _make_cert(directory: Path, name: str) -> tuple[str, str]:
     """A self-signed P-256 certificate for 127.0.0.1 (its own CA): (cert, key)."""
-    assert OPENSSL is not None
-    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    subprocess.run(
-        [
-            OPENSSL,
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return str(cert), str(key)
+    return make_self_signed_cert(directory, name)
 
 
 @pytest.fixture

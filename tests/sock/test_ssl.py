@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from spdkpy.sock import (
     impl_names,
     listen,
 )
+from spdkpy.testing import make_self_signed_cert
 
 HOST = "127.0.0.1"
 OPENSSL = shutil.which("openssl")
@@ -42,34 +42,7 @@ class CertPair:
 
 def make_cert(directory: Path, name: str) -> CertPair:
     """A self-signed P-256 certificate for 127.0.0.1 (its own CA)."""
-    assert OPENSSL is not None
-    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    subprocess.run(
-        [
-            OPENSSL,
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    return CertPair(str(cert), str(key))
+    return CertPair(*make_self_signed_cert(directory, name))
 
 
 @pytest.fixture(scope="module")

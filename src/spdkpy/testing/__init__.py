@@ -15,6 +15,9 @@ iterations the test runs by hand on its own OS thread, so placement and event or
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
 from types import TracebackType
 from typing import Final, final
 
@@ -22,7 +25,7 @@ from spdkpy.env import TICKS_PER_SECOND, CpuSet, us_to_ticks
 from spdkpy.event import ReactorFramework, reactors_fini, reactors_init
 from spdkpy.thread import Thread, get_thread, set_thread, thread_lib_fini, thread_lib_init
 
-__all__ = ["MockClock", "ReactorHarness", "ThreadHarness"]
+__all__ = ["MockClock", "ReactorHarness", "ThreadHarness", "make_self_signed_cert"]
 
 
 @final
@@ -188,3 +191,40 @@ class ReactorHarness:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def make_self_signed_cert(directory: Path, name: str) -> tuple[str, str]:
+    """A self-signed P-256 certificate for 127.0.0.1, its own CA: ``(cert_path, key_path)``.
+
+    Made with the ``openssl`` command (``FileNotFoundError`` if it is missing), for TLS tests.
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise FileNotFoundError("the openssl command is needed to make a test certificate")
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return str(cert), str(key)
