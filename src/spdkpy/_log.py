@@ -35,7 +35,16 @@ __all__ = [
 NOTICE: Final = 25
 logging.addLevelName(NOTICE, "NOTICE")
 
-LOG_FLAGS: Final[tuple[str, ...]] = ("app", "reactor", "thread", "env", "perf", "rpc")
+LOG_FLAGS: Final[tuple[str, ...]] = (
+    "app",
+    "reactor",
+    "thread",
+    "env",
+    "perf",
+    "rpc",
+    "sock",
+    "hello_sock",
+)
 """The log flags this build knows (SPDK: ``SPDK_LOG_REGISTER_COMPONENT``)."""
 
 LOG_LEVELS: Final[dict[str, int]] = {

@@ -110,7 +110,7 @@ class App:
         mask_text = opts.reactor_mask if opts.reactor_mask is not None else "0x1"
         self.core_mask = parse_app_mask(mask_text, available)
         self.main_core = (
-            parse_main_core(opts.main_core, self.core_mask)
+            parse_main_core(opts.main_core, self.core_mask, mask_text)
             if opts.main_core is not None
             else self.core_mask.first()
         )

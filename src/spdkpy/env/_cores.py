@@ -141,10 +141,11 @@ def _strtol0(text: str) -> int | None:
     return sign * int(digits, base)
 
 
-def parse_main_core(text: str, mask: CpuSet) -> int:
+def parse_main_core(text: str, mask: CpuSet, mask_text: str | None = None) -> int:
     """Parse ``-p``: the main core, with C ``strtol`` base detection (``0x2``, ``010`` = 8, ``2``).
 
-    As in SPDK, ``0`` means "the lowest core of the mask". Raises
+    As in SPDK, ``0`` means "the lowest core of the mask". ``mask_text`` is the mask as the
+    user wrote it, for the error message (default: ``mask`` as a core list). Raises
     :class:`~spdkpy.errors.InputError` for a malformed or negative number and
     :class:`~spdkpy.errors.InvalidCpuMaskError` for a core not in ``mask``.
     """
@@ -164,7 +165,9 @@ def parse_main_core(text: str, mask: CpuSet) -> int:
     if value not in mask:
         shown = str(value) if value < MAX_CPUSET_BITS else _shown(text.strip(_SPACES))
         raise InvalidCpuMaskError(
-            _cores_text(mask), f"main core {shown} is not in the core mask", available_cores()
+            mask_text if mask_text is not None else _cores_text(mask),
+            f"main core {shown} is not in the core mask",
+            available_cores(),
         )
     return value
 
