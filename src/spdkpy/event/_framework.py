@@ -28,7 +28,6 @@ from spdkpy.env import (
     Mempool,
     MonotonicClock,
     cache_size_for,
-    current_core,
     launch_pinned,
     pin_current_thread,
     wait_all,
@@ -538,7 +537,3 @@ def event_call(event: Event) -> None:
 def for_each_reactor(fn: Callable[[], object], cpl: Callable[[], object]) -> None:
     """``spdk_for_each_reactor``; see :meth:`ReactorFramework.for_each_reactor`."""
     get_framework().for_each_reactor(fn, cpl)
-
-
-def current_core_or_none() -> int | None:
-    return current_core()

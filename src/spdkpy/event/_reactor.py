@@ -79,8 +79,6 @@ class LwThread:
 
     __slots__ = (
         "initial_lcore",
-        "last_busy",
-        "last_idle",
         "lcore",
         "resched",
         "thread",
@@ -93,8 +91,6 @@ class LwThread:
         self.initial_lcore: int | None = None
         self.resched = False
         self.tsc_start = 0
-        self.last_busy = 0
-        self.last_idle = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,9 +288,6 @@ class Reactor:
     def adopt(self, lw: LwThread) -> None:
         """Append ``lw`` to this reactor (runs as an event on this reactor)."""
         thread = lw.thread
-        stats = thread.statistics()
-        lw.last_busy = stats.busy
-        lw.last_idle = stats.idle
         if lw.initial_lcore is None:
             lw.initial_lcore = self.lcore
         lw.lcore = self.lcore

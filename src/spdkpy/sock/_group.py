@@ -9,8 +9,9 @@ epoll (level-triggered) reports a socket that still has data again, which append
 so with more than 32 ready sockets every one is served within a bounded number of polls, in turn.
 
 Sleeping (deviation 3). The group's epoll fd is itself readable whenever a socket in it is
-ready. :meth:`SockGroup.attach_to_current_reactor` adds that fd to the reactor's wake set, so a
-reactor that sleeps wakes when data arrives and its period-0 poller runs at once.
+ready. Register the group's period-0 poller with ``wake_fd=group.fileno()``
+(:meth:`~spdkpy.thread.Thread.register_poller`): the hosting reactor then sleeps on that fd and
+wakes when data arrives, wherever the thread runs.
 
 TLS (``ssl`` sockets). Before asking epoll, each poll also services every TLS socket: it
 progresses handshakes and held output, and reports again a socket whose OpenSSL buffer holds
@@ -32,7 +33,6 @@ from collections.abc import Callable
 from typing import Final, final
 
 from spdkpy.errors import SockError
-from spdkpy.event import Reactor, current_reactor
 from spdkpy.sock._sock import Sock
 
 __all__ = ["MAX_EVENTS_PER_POLL", "SockCallback", "SockGroup"]
@@ -41,10 +41,6 @@ MAX_EVENTS_PER_POLL: Final = 32
 
 SockCallback = Callable[["SockGroup", Sock], object]
 """``cb(group, sock)``: ``sock`` is ready (readable, at EOF, in error, or writable if asked)."""
-
-
-def _ignore_ready(fd: int) -> None:
-    """The reactor woke for the group's epoll fd; the group's poller does the work."""
 
 
 @final
@@ -59,7 +55,6 @@ class SockGroup:
         "_epoll",
         "_flush_pending",
         "_interest",
-        "_reactor",
         "_ready",
         "_socks",
         "_tls",
@@ -77,7 +72,6 @@ class SockGroup:
         self._interest: dict[Sock, int] = {}  # the epoll events the caller asked for
         self._tls: dict[Sock, None] = {}  # the TLS sockets, serviced on every poll
         self._armed: set[Sock] = set()  # TLS sockets also watched for EPOLLOUT
-        self._reactor: Reactor | None = None
         self.closed = False
 
     def fileno(self) -> int:
@@ -252,44 +246,16 @@ class SockGroup:
             events = self._interest[sock] | (select.EPOLLOUT if want else 0)
             self._epoll.modify(sock.fileno(), events)
 
-    # ------------------------------------------------------------------ reactor wake-up
-
-    def attach_to_current_reactor(self) -> bool:
-        """Wake the reactor running this OS thread when a socket of the group is ready.
-
-        Call on the group's SPDK thread while it runs on a reactor (its threads must not move:
-        pin them with a one-core mask). Returns ``False``, doing nothing, off a reactor (a test
-        harness polls by hand). Undo with :meth:`detach` before :meth:`close`.
-        """
-        reactor = current_reactor()
-        if reactor is None or self._reactor is not None:
-            return False
-        reactor.add_wake_fd(self.fileno(), _ignore_ready)
-        self._reactor = reactor
-        return True
-
-    def detach(self) -> None:
-        """Stop waking the reactor (on the same OS thread as the attach)."""
-        reactor = current_reactor()
-        if self._reactor is None:
-            return
-        if reactor is None or reactor is not self._reactor:
-            raise SockError(errno.EPERM, "detach the group on the reactor it is attached to")
-        reactor.remove_wake_fd(self.fileno())
-        self._reactor = None
-
     # ------------------------------------------------------------------ close
 
     def close(self) -> None:
         """Close the group (``spdk_sock_group_close``). Raises :class:`SockError` ``EBUSY``
-        while any socket remains in it. Detaches from its reactor if still attached.
+        while any socket remains in it.
         """
         if self.closed:
             return
         if self._socks:
             raise SockError(errno.EBUSY, f"sock group still holds {len(self._socks)} socket(s)")
-        if self._reactor is not None:
-            self.detach()
         self.closed = True
         self._epoll.close()
 
