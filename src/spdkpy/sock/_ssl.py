@@ -374,23 +374,9 @@ class TlsStream:
     # ------------------------------------------------------------------ reads
 
     def recv(self, n: int) -> bytes | None:
-        if self.error is not None:
-            raise self.error
-        if not self.handshake_done and not self.handshake():
-            return None
-        try:
-            data = self._sock.recv(n)
-        except ssl.SSLWantReadError:
-            return None
-        except ssl.SSLWantWriteError:
-            self.want_write = True
-            return None
-        except (BlockingIOError, InterruptedError):
-            return None
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise self._fail(exc, "recv") from exc
-        self.want_write = False
-        return data
+        buffer = bytearray(n)
+        count = self.recv_into(buffer)
+        return None if count is None else bytes(buffer[:count])
 
     def recv_into(self, buffer: bytearray | memoryview) -> int | None:
         if self.error is not None:
