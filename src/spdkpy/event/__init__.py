@@ -1,7 +1,8 @@
 """The event framework: one reactor per core, events, and thread placement (SPDK's ``lib/event``
 reactor part).
 
-Layout: ``_reactor`` holds :class:`Reactor` and its loop (one pinned OS thread each) and the
+Layout: ``_scheduler`` holds the schedulers' pure ``balance`` functions over frozen snapshots;
+``_reactor`` holds :class:`Reactor` and its loop (one pinned OS thread each) and the
 pooled :class:`Event`; ``_framework`` holds the set of reactors, the event pool, the thread-op
 hook that places new threads, and start/stop. Built only on ``spdkpy.env`` and ``spdkpy.thread``.
 """
@@ -21,16 +22,30 @@ from spdkpy.event._reactor import LwThread as LwThread
 from spdkpy.event._reactor import Reactor as Reactor
 from spdkpy.event._reactor import ReactorStatistics as ReactorStatistics
 from spdkpy.event._reactor import current_reactor as current_reactor
+from spdkpy.event._scheduler import CoreInfo as CoreInfo
+from spdkpy.event._scheduler import DynamicOptions as DynamicOptions
+from spdkpy.event._scheduler import Placement as Placement
+from spdkpy.event._scheduler import ThreadInfo as ThreadInfo
+from spdkpy.event._scheduler import balance_dynamic as balance_dynamic
+from spdkpy.event._scheduler import balance_static as balance_static
+from spdkpy.event._scheduler import busy_pct as busy_pct
 
 __all__ = [
     "EVENT_BATCH_SIZE",
     "EVENT_POOL_SIZE",
+    "CoreInfo",
+    "DynamicOptions",
     "Event",
     "LwThread",
+    "Placement",
     "Reactor",
     "ReactorFramework",
     "ReactorState",
     "ReactorStatistics",
+    "ThreadInfo",
+    "balance_dynamic",
+    "balance_static",
+    "busy_pct",
     "current_reactor",
     "event_allocate",
     "event_call",
