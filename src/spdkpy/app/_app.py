@@ -30,10 +30,16 @@ from spdkpy.app._config import JsonConfig, MethodSpec, methods_from_registry, re
 from spdkpy.app._core_locks import CoreLocks
 from spdkpy.app._opts import AppOptions
 from spdkpy.app._rpc_methods import register_app_methods
-from spdkpy.app._subsystem import SubsystemRegistry
+from spdkpy.app._subsystem import Subsystem, SubsystemRegistry
 from spdkpy.env import CpuSet, available_cores, parse_app_mask, parse_main_core
 from spdkpy.errors import ConfigError, InvalidStateError, SpdkpyError, ThreadExitedError
-from spdkpy.event import ReactorFramework, reactors_fini, reactors_init
+from spdkpy.event import (
+    DEFAULT_SCHEDULER_PERIOD_US,
+    ReactorFramework,
+    reactors_fini,
+    reactors_init,
+    scheduler_names,
+)
 from spdkpy.rpc import RpcRegistry, RpcServer, RpcState
 from spdkpy.thread import Thread
 
@@ -80,6 +86,15 @@ class App:
         self._wakeup_pipe: tuple[int, int] | None = None
         self._old_wakeup_fd = -1
         self._locks: CoreLocks | None = None
+        if self.subsystems.get("scheduler") is None:
+            self.subsystems.register(
+                Subsystem(
+                    "scheduler",
+                    init=self._scheduler_init,
+                    fini=self._scheduler_fini,
+                    write_config_json=self._scheduler_config,
+                )
+            )
 
     # ------------------------------------------------------------------ start
 
@@ -114,8 +129,12 @@ class App:
             if opts.main_core is not None
             else self.core_mask.first()
         )
-        if opts.interrupt_mode:
-            notice(log, "--interrupt-mode: spdkpy reactors already sleep when idle")
+        if opts.interrupt_mode and opts.busy_poll:
+            raise ConfigError("--busy-poll and --interrupt-mode cannot be used together")
+        if opts.scheduler is not None and opts.scheduler not in scheduler_names():
+            raise ConfigError(
+                f"unknown scheduler {opts.scheduler!r} (choose from {', '.join(scheduler_names())})"
+            )
         config = JsonConfig.from_file(opts.json_config_file) if opts.json_config_file else None
         if _app is not None:
             raise InvalidStateError("another App is already running in this process")
@@ -142,6 +161,7 @@ class App:
                 self.main_core,
                 msg_mempool_size=opts.msg_mempool_size,
                 busy_poll=opts.busy_poll,
+                interrupt_mode=opts.interrupt_mode,
                 slow_work_threshold_us=round(opts.slow_work_threshold_ms * 1000),
             )
             try:
@@ -170,6 +190,45 @@ class App:
                 self._locks = None
             _app = None
         return self.rc
+
+    # ------------------------------------------------------------------ scheduler subsystem
+
+    def _scheduler_init(self, done: Callable[[int], None]) -> None:
+        # SPDK's scheduler subsystem picks static when nothing (config, RPC) has chosen one;
+        # spdkpy's --scheduler chooses first.
+        assert self.framework is not None
+        scheduling = self.framework.scheduling
+        opts = self.opts
+        rc = 0
+        if opts.scheduler is not None:
+            if opts.scheduler_period_us is not None:
+                scheduling.set_period(opts.scheduler_period_us)
+            elif scheduling.period_us == 0:
+                scheduling.set_period(DEFAULT_SCHEDULER_PERIOD_US)
+            rc = scheduling.set(opts.scheduler)
+            if rc:
+                log.error("cannot start the %s scheduler: %s", opts.scheduler, os.strerror(-rc))
+        elif scheduling.current is None:
+            rc = scheduling.set("static")
+        done(rc)
+
+    def _scheduler_fini(self, done: Callable[[], None]) -> None:
+        if self.framework is not None:
+            self.framework.scheduling.set_period(0)
+            self.framework.scheduling.set(None)
+        done()
+
+    def _scheduler_config(self) -> list[dict[str, object]] | None:
+        if self.framework is None or self.framework.scheduling.current is None:
+            return None
+        scheduling = self.framework.scheduling
+        current = scheduling.current
+        assert current is not None
+        params: dict[str, object] = {"name": current.name}
+        if scheduling.period_us:
+            params["period"] = scheduling.period_us
+        params.update(current.get_opts())
+        return [{"method": "framework_set_scheduler", "params": params}]
 
     # ------------------------------------------------------------------ bootstrap (app thread)
 

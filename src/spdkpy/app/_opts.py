@@ -44,6 +44,8 @@ class AppOptions:
     print_level: str = "NOTICE"
     busy_poll: bool = False
     interrupt_mode: bool = False
+    scheduler: str | None = None
+    scheduler_period_us: int | None = None
     msg_mempool_size: int | None = None
     disable_cpumask_locks: bool = False
     disable_signal_handlers: bool = False
@@ -183,7 +185,20 @@ def add_app_options(parser: argparse.ArgumentParser, *, with_rpc: bool = True) -
         "--interrupt-mode",
         dest="interrupt_mode",
         action="store_true",
-        help="accepted: spdkpy reactors already sleep when idle (see docs)",
+        help="start every reactor in interrupt mode: sleep as soon as idle, no 50 us spin",
+    )
+    g.add_argument(
+        "--scheduler",
+        dest="scheduler",
+        metavar="NAME",
+        help="thread scheduler to start with: static (default), dynamic or gscheduler",
+    )
+    g.add_argument(
+        "--scheduler-period",
+        dest="scheduler_period_us",
+        type=_positive_int,
+        metavar="US",
+        help="microseconds between scheduling rounds (default 1000000 with --scheduler)",
     )
     g.add_argument(
         "--disable-cpumask-locks",
@@ -264,6 +279,8 @@ def opts_from_args(name: str, args: argparse.Namespace) -> AppOptions:
         print_level="WARNING" if args.silence_noticelog else "NOTICE",
         busy_poll=args.busy_poll,
         interrupt_mode=args.interrupt_mode,
+        scheduler=args.scheduler,
+        scheduler_period_us=args.scheduler_period_us,
         msg_mempool_size=args.msg_mempool_size,
         disable_cpumask_locks=args.disable_cpumask_locks,
         shutdown_timeout_s=args.shutdown_timeout_s,

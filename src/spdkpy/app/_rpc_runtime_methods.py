@@ -8,13 +8,12 @@ each thread's on that thread (``for_each_thread``), each reactor's on that react
 
 Choices where SPEC is silent:
 
-* ``in_interrupt`` is always ``false``: spdkpy reactors are poll-mode reactors that sleep when idle
-  (deviation 3); ``"sleeping"`` tells whether one is asleep right now.
-* Only the ``static`` scheduler exists so far. It is chosen once the framework reaches RUNTIME
-  (what SPDK's scheduler subsystem does at init) or when ``framework_set_scheduler`` picks it.
-  Its ``mappings`` are checked and recorded as the threads' initial cores; no balance moves
-  threads yet. Any other name fails as an unknown scheduler does in SPDK (-32603, "Invalid
-  argument").
+* ``in_interrupt`` is the reactor's mode: ``true`` with ``--interrupt-mode`` or once a scheduler
+  put it to sleep for want of threads. Every spdkpy reactor sleeps when idle (deviation 3); in
+  poll mode it first spins 50 µs. ``"sleeping"`` tells whether one is asleep right now.
+* The schedulers live in :mod:`spdkpy.event` (``static``, ``dynamic``, ``gscheduler``);
+  ``framework_get_scheduler`` adds ``rounds``, ``migrations`` and ``last_round`` (the last
+  decision and why) beside SPDK's keys.
 * ``log_set_level`` sets SPDK's syslog level; spdkpy has no syslog, so it is only kept and
   reported. ``log_set_print_level`` is what filters stderr.
 """
@@ -27,7 +26,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
 from spdkpy._log import (
@@ -44,7 +42,7 @@ from spdkpy._log import (
 from spdkpy.app._stats_deltas import DeltaTracker, DeltaWindowError
 from spdkpy.env import CpuSet
 from spdkpy.errors import InputError, SpdkpyError
-from spdkpy.event import LwThread, ReactorFramework, current_reactor
+from spdkpy.event import DEFAULT_SCHEDULER_PERIOD_US, ReactorFramework, current_reactor
 from spdkpy.rpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -72,8 +70,6 @@ log = logging.getLogger("spdkpy.app")
 
 _BOTH: Final = RpcState.STARTUP | RpcState.RUNTIME
 _DECODE_FAILED: Final = "spdk_json_decode_object failed"
-_DEFAULT_SCHEDULER_PERIOD_US: Final = 1_000_000
-_SCHEDULERS: Final = frozenset({"static"})
 
 # ---------------------------------------------------------------------------- params
 
@@ -82,6 +78,14 @@ _Check = Callable[[object], bool]
 
 def _is_string(value: object) -> bool:
     return isinstance(value, str)
+
+
+def _is_uint8(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**8
+
+
+def _is_uint32(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
 
 
 def _is_uint64(value: object) -> bool:
@@ -158,56 +162,6 @@ def _read_proc_stat() -> dict[int, tuple[int, int, int]]:
 
 
 # ---------------------------------------------------------------------------- scheduler
-
-
-@dataclass(slots=True)
-class _SchedulerState:
-    """The scheduler framework's state (SPEC §4.1); only ``static`` is implemented."""
-
-    name: str | None = None
-    period_us: int = 0
-    static_initialised: bool = False
-    isolated: CpuSet = field(default_factory=CpuSet)
-
-    def set(self, name: str) -> int:
-        """``scheduler_set``: 0, or ``-EINVAL`` for an unknown name (logged as SPDK does)."""
-        if name not in _SCHEDULERS:
-            log.error("Requested scheduler is missing")
-            return -errno.EINVAL
-        if name == self.name:
-            return 0
-        # static's init: the first time the period drops to 0 (placement is final); on a later
-        # init a balance runs at once to put every thread back on its initial core.
-        self.period_us = 1 if self.static_initialised else 0
-        self.static_initialised = True
-        self.name = name
-        return 0
-
-
-def _static_set_opts(params: Mapping[str, object], framework: ReactorFramework) -> int:
-    """static's ``set_opts``: ``"mappings"`` = ``"tid:core[,tid:core…]"``, all checked first."""
-    mappings = params.get("mappings")
-    if mappings is None:
-        return 0
-    if not isinstance(mappings, str):
-        return -errno.EINVAL
-    threads = {t.id: t for t in current_library().all_threads()}
-    moves: list[tuple[LwThread, int]] = []
-    for pair in mappings.split(","):
-        tid_text, sep, core_text = pair.strip().partition(":")
-        try:
-            tid, core = int(tid_text, 0), int(core_text, 0)
-        except ValueError:
-            return -errno.EINVAL
-        thread = threads.get(tid)
-        if not sep or thread is None or core not in framework.core_mask:
-            return -errno.EINVAL
-        if core not in thread.cpumask or not isinstance(thread.scheduler_context, LwThread):
-            return -errno.EINVAL
-        moves.append((thread.scheduler_context, core))
-    for lw, core in moves:
-        lw.initial_lcore = core
-    return 0
 
 
 # ---------------------------------------------------------------------------- snapshots
@@ -288,7 +242,6 @@ def _thread_io_channels(thread: Thread, app_mask: CpuSet) -> dict[str, object]:
 def register_runtime_methods(registry: RpcRegistry, app: App) -> None:
     """Register the runtime methods into ``registry`` for ``app``."""
     proc_stat_baseline = _read_proc_stat()
-    scheduler = _SchedulerState()
 
     deltas = DeltaTracker(time.monotonic_ns())
 
@@ -335,7 +288,7 @@ def register_runtime_methods(registry: RpcRegistry, app: App) -> None:
                         "tid": threading.get_native_id(),
                         "busy": stats.busy,
                         "idle": stats.idle,
-                        "in_interrupt": False,
+                        "in_interrupt": reactor.interrupt_mode,
                         "irq": irq,
                         "sys": sys_,
                         "usr": usr,
@@ -482,16 +435,14 @@ def register_runtime_methods(registry: RpcRegistry, app: App) -> None:
 
     # ------------------------------------------------------------------ scheduler
 
-    def ensure_default_scheduler() -> None:
-        # SPDK's scheduler subsystem picks static at init when nothing has chosen one.
-        if scheduler.name is None and registry.state is RpcState.RUNTIME:
-            scheduler.set("static")
-
     def framework_set_scheduler(request: RpcRequest) -> None:
-        ensure_default_scheduler()
         fields = {
             "name": (_is_string, False),
             "period": (_is_uint64, True),
+            "load_limit": (_is_uint8, True),
+            "core_limit": (_is_uint8, True),
+            "core_busy": (_is_uint8, True),
+            "mappings": (_is_string, True),
         }
         req = _decode(request.params, fields, relaxed=True)
         if req is None:
@@ -502,33 +453,75 @@ def register_runtime_methods(registry: RpcRegistry, app: App) -> None:
         period = req.get("period", 0)
         assert isinstance(name, str)
         assert isinstance(period, int)
+        custom = any(req.get(k) for k in ("load_limit", "core_limit", "core_busy")) or (
+            "mappings" in req
+        )
+        scheduling = framework().scheduling
         if period:
-            scheduler.period_us = period
-        elif scheduler.period_us == 0:
-            scheduler.period_us = _DEFAULT_SCHEDULER_PERIOD_US
-        rc = scheduler.set(name)
+            scheduling.set_period(period)
+        elif scheduling.period_us == 0:
+            scheduling.set_period(DEFAULT_SCHEDULER_PERIOD_US)
+        rc = scheduling.set(name)
         if rc:
             raise RpcError(INTERNAL_ERROR, os.strerror(-rc))
-        # static has set_opts, and it gets the whole params object.
-        rc = _static_set_opts(params, framework())
+        current = scheduling.current
+        assert current is not None
+        if current.has_opts:
+            rc = current.set_opts(params, scheduling)
+        elif custom:
+            rc = -errno.EINVAL
         if rc:
             raise RpcError(INTERNAL_ERROR, os.strerror(-rc))
-        if params.get("mappings") is not None:
-            scheduler.period_us = 1  # the new mapping takes effect at the next round
         request.result(True)
 
     def framework_get_scheduler(request: RpcRequest) -> None:
         if not _no_params(request, "'rpc_get_scheduler' requires no arguments"):
             return
-        ensure_default_scheduler()
-        fw = app.framework
+        scheduling = framework().scheduling
         result: dict[str, object] = {}
-        if scheduler.name is not None:
-            result["scheduler_name"] = scheduler.name
-        result["scheduler_period"] = scheduler.period_us
-        result["isolated_core_mask"] = scheduler.isolated.format()
-        result["scheduling_core"] = fw.scheduling_core if fw is not None else app.main_core
+        current = scheduling.current
+        if current is not None:
+            result["scheduler_name"] = current.name
+        result["scheduler_period"] = scheduling.period_us
+        result["isolated_core_mask"] = scheduling.isolated.format()
+        result["scheduling_core"] = scheduling.scheduling_core
+        governor = scheduling.governor() if current is not None else None
+        if governor is not None:
+            result["governor_name"] = governor.name
+        if current is not None:
+            result.update(current.get_opts())
+        # spdkpy's own (deviation 5): what the last round decided, and why.
+        result["rounds"] = scheduling.rounds
+        result["migrations"] = scheduling.migrations
+        last = scheduling.describe_last()
+        if last is not None:
+            result["last_round"] = last
         request.result(result)
+
+    def scheduler_set_options(request: RpcRequest) -> None:
+        fields = {"scheduling_core": (_is_uint32, True), "isolated_core_mask": (_is_string, True)}
+        req = _decode(request.params, fields)
+        if req is None:
+            raise RpcError(INVALID_PARAMS, "Invalid parameters")
+        isolated: CpuSet | None = None
+        mask_text = req.get("isolated_core_mask")
+        if isinstance(mask_text, str):
+            try:
+                isolated = CpuSet.parse(mask_text)
+            except InputError:
+                raise RpcError(INVALID_PARAMS, "Invalid isolated core mask") from None
+        core = req.get("scheduling_core")
+        assert core is None or isinstance(core, int)
+        problem = framework().scheduling.set_options(core, isolated)
+        if problem is not None:
+            raise RpcError(INVALID_PARAMS, problem)
+        request.result(True)
+
+    def framework_get_governor(request: RpcRequest) -> None:
+        if not _no_params(request, "'framework_get_governor' requires no arguments"):
+            return
+        governor = framework().scheduling.governor()
+        request.result(governor.describe() if governor is not None else {})
 
     # ------------------------------------------------------------------ log
 
@@ -582,6 +575,8 @@ def register_runtime_methods(registry: RpcRegistry, app: App) -> None:
     registry.register("framework_get_reactors", framework_get_reactors, RpcState.RUNTIME)
     registry.register("framework_set_scheduler", framework_set_scheduler, _BOTH)
     registry.register("framework_get_scheduler", framework_get_scheduler, _BOTH)
+    registry.register("scheduler_set_options", scheduler_set_options, RpcState.STARTUP)
+    registry.register("framework_get_governor", framework_get_governor, RpcState.RUNTIME)
     registry.register("thread_get_stats", thread_get_stats, RpcState.RUNTIME)
     registry.register("thread_get_pollers", thread_get_pollers, RpcState.RUNTIME)
     registry.register("thread_get_io_channels", thread_get_io_channels, RpcState.RUNTIME)

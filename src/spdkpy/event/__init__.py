@@ -2,6 +2,7 @@
 reactor part).
 
 Layout: ``_scheduler`` holds the schedulers' pure ``balance`` functions over frozen snapshots;
+``_scheduling`` the scheduler framework (registry, period, rounds and how placements are applied);
 ``_reactor`` holds :class:`Reactor` and its loop (one pinned OS thread each) and the
 pooled :class:`Event`; ``_framework`` holds the set of reactors, the event pool, the thread-op
 hook that places new threads, and start/stop. Built only on ``spdkpy.env`` and ``spdkpy.thread``.
@@ -24,26 +25,50 @@ from spdkpy.event._reactor import ReactorStatistics as ReactorStatistics
 from spdkpy.event._reactor import current_reactor as current_reactor
 from spdkpy.event._scheduler import CoreInfo as CoreInfo
 from spdkpy.event._scheduler import DynamicOptions as DynamicOptions
+from spdkpy.event._scheduler import FrequencyStep as FrequencyStep
 from spdkpy.event._scheduler import Placement as Placement
 from spdkpy.event._scheduler import ThreadInfo as ThreadInfo
 from spdkpy.event._scheduler import balance_dynamic as balance_dynamic
+from spdkpy.event._scheduler import balance_gscheduler as balance_gscheduler
 from spdkpy.event._scheduler import balance_static as balance_static
 from spdkpy.event._scheduler import busy_pct as busy_pct
+from spdkpy.event._scheduling import DEFAULT_PERIOD_US as DEFAULT_SCHEDULER_PERIOD_US
+from spdkpy.event._scheduling import CpufreqGovernor as CpufreqGovernor
+from spdkpy.event._scheduling import DynamicScheduler as DynamicScheduler
+from spdkpy.event._scheduling import Governor as Governor
+from spdkpy.event._scheduling import GScheduler as GScheduler
+from spdkpy.event._scheduling import RoundReport as RoundReport
+from spdkpy.event._scheduling import Scheduler as Scheduler
+from spdkpy.event._scheduling import Scheduling as Scheduling
+from spdkpy.event._scheduling import StaticScheduler as StaticScheduler
+from spdkpy.event._scheduling import register_scheduler as register_scheduler
+from spdkpy.event._scheduling import scheduler_names as scheduler_names
 
 __all__ = [
+    "DEFAULT_SCHEDULER_PERIOD_US",
     "EVENT_BATCH_SIZE",
     "EVENT_POOL_SIZE",
     "CoreInfo",
+    "CpufreqGovernor",
     "DynamicOptions",
+    "DynamicScheduler",
     "Event",
+    "FrequencyStep",
+    "GScheduler",
+    "Governor",
     "LwThread",
     "Placement",
     "Reactor",
     "ReactorFramework",
     "ReactorState",
     "ReactorStatistics",
+    "RoundReport",
+    "Scheduler",
+    "Scheduling",
+    "StaticScheduler",
     "ThreadInfo",
     "balance_dynamic",
+    "balance_gscheduler",
     "balance_static",
     "busy_pct",
     "current_reactor",
@@ -53,4 +78,6 @@ __all__ = [
     "get_framework",
     "reactors_fini",
     "reactors_init",
+    "register_scheduler",
+    "scheduler_names",
 ]

@@ -40,6 +40,7 @@ from spdkpy.errors import (
     QueueFullError,
 )
 from spdkpy.event._reactor import Event, LwThread, Reactor, _current
+from spdkpy.event._scheduling import Scheduling
 from spdkpy.event._watchdog import SlowWorkWatchdog
 from spdkpy.thread import (
     DEFAULT_MSG_MEMPOOL_SIZE,
@@ -99,6 +100,7 @@ class ReactorFramework:
         msg_mempool_size: int,
         busy_poll: bool,
         clock: Clock,
+        interrupt_mode: bool = False,
         idle_spin_us: int = 50,
         gil_switch_interval_s: float | None = DEFAULT_GIL_SWITCH_INTERVAL_S,
         slow_work_threshold_us: int = DEFAULT_SLOW_WORK_THRESHOLD_US,
@@ -111,6 +113,8 @@ class ReactorFramework:
         self.core_mask = cores
         self.main_core = main_core
         self.busy_poll = busy_poll
+        self.interrupt_mode = interrupt_mode
+        """``--interrupt-mode``: every reactor starts in interrupt mode (sleeps as soon as idle)."""
         self.idle_spin_ticks = idle_spin_us * 1000
         self.gil_switch_interval_s = gil_switch_interval_s
         self.slow_work_threshold_us = slow_work_threshold_us
@@ -133,7 +137,7 @@ class ReactorFramework:
         self._shutdown_walk_issued = False
         self.app_core_mask = CpuSet()
         self.failure: BaseException | None = None
-        self.scheduling_core = main_core
+        self.scheduling = Scheduling(self)
         self.state = ReactorState.INITIALIZED
 
     # ------------------------------------------------------------------ events
@@ -304,8 +308,12 @@ class ReactorFramework:
         mask = thread.cpumask
         cores = self.cores
         count = len(cores)
+        # Without --interrupt-mode, a reactor a scheduler put to sleep for want of threads is
+        # passed over while another core of the mask polls (SPEC §3.6).
+        avoid_sleepers = not self.interrupt_mode
         with thread.library.lock:
             core = cores[0]
+            fallback: int | None = None
             for _ in range(count):
                 index = self._next_core_index
                 if index >= count:
@@ -313,7 +321,13 @@ class ReactorFramework:
                 core = cores[index]
                 self._next_core_index = index + 1
                 if core in mask:
+                    if avoid_sleepers and self._reactor_of[core].interrupt_mode:
+                        if fallback is None:
+                            fallback = core
+                        continue
                     return core
+            if fallback is not None:
+                return fallback
         log.warning(
             "thread %s: its cpumask %s names no core of the app mask %s; placed on core %d",
             thread.name,
@@ -458,6 +472,7 @@ def reactors_init(
     *,
     msg_mempool_size: int | None = None,
     busy_poll: bool = False,
+    interrupt_mode: bool = False,
     idle_spin_us: int = 50,
     gil_switch_interval_s: float | None = DEFAULT_GIL_SWITCH_INTERVAL_S,
     slow_work_threshold_us: int = DEFAULT_SLOW_WORK_THRESHOLD_US,
@@ -466,13 +481,17 @@ def reactors_init(
     """Create one reactor per core of ``cores`` and install the thread placement hook
     (``spdk_reactors_init``). ``main_core`` defaults to the lowest core.
 
-    An idle reactor sleeps (deviation 3); for ``idle_spin_us`` after its last work it first
-    yields instead, so a quick answer from a peer reactor needs no wake-up. ``busy_poll`` spins
-    forever, as SPDK does. On a GIL build with two or more reactors, the interpreter's switch
-    interval is set to ``gil_switch_interval_s`` while they run (``None`` leaves it alone).
+    An idle reactor sleeps (deviation 3); ``interrupt_mode`` starts every reactor in interrupt
+    mode (it sleeps as soon as it is idle, and schedulers may switch it); otherwise, for
+    ``idle_spin_us`` after its last work it first yields instead, so a quick answer from a peer
+    reactor needs no wake-up. ``busy_poll`` spins forever, as SPDK does. On a GIL build with two
+    or more reactors, the interpreter's switch interval is set to ``gil_switch_interval_s`` while
+    they run (``None`` leaves it alone).
     A message, poller or event running longer than ``slow_work_threshold_us`` is logged and
     counted by a watchdog (0 turns it off).
     """
+    if busy_poll and interrupt_mode:
+        raise InputError("--busy-poll and --interrupt-mode cannot be used together")
     if idle_spin_us < 0:
         raise InputError(f"idle spin must be >= 0 us, got {idle_spin_us}")
     if slow_work_threshold_us < 0:
@@ -489,6 +508,7 @@ def reactors_init(
         main_core,
         msg_mempool_size=msg_mempool_size,
         busy_poll=busy_poll,
+        interrupt_mode=interrupt_mode,
         clock=clock or MonotonicClock(),
         idle_spin_us=idle_spin_us,
         gil_switch_interval_s=gil_switch_interval_s,

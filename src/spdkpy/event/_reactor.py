@@ -50,6 +50,8 @@ IDLE_ACTIVE_POLLER_CAP_S: Final = 0.010
 MIN_SLEEP_TICKS: Final = 1_000_000
 """A timed poller due sooner than this (1 ms, epoll's resolution) is spun for, not slept for."""
 CONTEXT_SWITCH_CHECK_TICKS: Final = 1_000_000_000
+NEVER: Final = 1 << 62
+"""A tick deadline that never comes (no scheduling round due)."""
 
 _GIL_ENABLED: Final[bool] = getattr(sys, "_is_gil_enabled", lambda: True)()
 _RUNNING_THREAD: Final = ThreadState.RUNNING
@@ -81,6 +83,8 @@ class LwThread:
         "initial_lcore",
         "lcore",
         "resched",
+        "round_busy",
+        "round_idle",
         "thread",
         "tsc_start",
     )
@@ -91,6 +95,9 @@ class LwThread:
         self.initial_lcore: int | None = None
         self.resched = False
         self.tsc_start = 0
+        # The thread's busy/idle totals at the last scheduling round (deltas are taken from them).
+        self.round_busy = 0
+        self.round_idle = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +162,14 @@ class Reactor:
         "events",
         "events_run",
         "idle_tsc",
+        "interrupt_mode",
         "iterations",
         "lcore",
+        "migrations_out",
+        "next_round_tsc",
         "polling",
+        "round_busy",
+        "round_idle",
         "running_event",
         "sleeping",
         "sleeps",
@@ -192,6 +204,14 @@ class Reactor:
         self._poller_fds: dict[Poller, int] = {}
         self._next_ctx_check = 0
         self._ctx_switches = (0, 0)
+        # Scheduling (SPEC §3.5-3.6): when the next round is due (only ever set on the scheduling
+        # reactor), the core's totals at the last round, the threads rounds sent away, and the
+        # mode: in interrupt mode an idle reactor sleeps at once, never spins.
+        self.next_round_tsc = NEVER
+        self.round_busy = 0
+        self.round_idle = 0
+        self.migrations_out = 0
+        self.interrupt_mode = framework.interrupt_mode
 
     @property
     def thread_count(self) -> int:
@@ -316,6 +336,8 @@ class Reactor:
             while framework.state is framework.RUNNING_STATE:
                 if self.run_once():
                     last_work = self.tsc_last
+                elif self.interrupt_mode:
+                    self._sleep_if_idle()
                 elif busy_poll:
                     # Spinning, as SPDK does; but on a GIL build an idle spinner would hold the
                     # interpreter lock for a whole switch interval (5 ms) while its peers wait.
@@ -331,6 +353,8 @@ class Reactor:
                         self._charge_idle()
                     else:
                         self._sleep_if_idle()
+                if self.tsc_last >= self.next_round_tsc:
+                    framework.scheduling.round_due(self)
                 if self.tsc_last >= self._next_ctx_check:
                     self._check_context_switches()
             self._exit_threads()
@@ -347,7 +371,7 @@ class Reactor:
         framework = self._framework
         now = framework.clock.now()
         timeout_s = -1.0
-        deadline: int | None = None
+        deadline: int | None = None if self.next_round_tsc == NEVER else self.next_round_tsc
         wake_fds: dict[Poller, int] = {}
         for lw in self.threads:
             thread = lw.thread

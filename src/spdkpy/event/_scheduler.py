@@ -21,6 +21,11 @@ holds no thread, and whose reactor really hosts none, is put in interrupt mode.
 Out of scope: the governor. SPDK's dynamic scheduler also steps CPU frequencies; spdkpy ships no
 governor, and SPDK's dynamic scheduler tolerates its absence, so no frequency decision is made.
 
+One deviation from SPDK (spdk/spdk#2070): ``fits`` also requires the destination's busy% plus the
+thread's *load* to stay below ``core_limit``. SPDK checks only the thread's busy ticks, which
+understate what a thread sharing a saturated core wants; three 100%-loaded threads on one core then
+spread over three cores in one round, not two of them piled onto the first idle core.
+
 Beyond SPEC's text, two rules of SPEC §4.1 are enforced everywhere: a thread never moves onto or
 off an isolated core, and never onto a core outside its cpumask (so an idle thread whose cpumask
 excludes the main core stays where it is). SPDK's "the thread no longer exists" branch has no
@@ -29,6 +34,7 @@ counterpart: a snapshot cannot lose a thread.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -39,9 +45,11 @@ from spdkpy.env import CpuSet
 __all__ = [
     "CoreInfo",
     "DynamicOptions",
+    "FrequencyStep",
     "Placement",
     "ThreadInfo",
     "balance_dynamic",
+    "balance_gscheduler",
     "balance_static",
     "busy_pct",
 ]
@@ -225,9 +233,15 @@ class _Round:
             return True  # a sleeping reactor keeps no stats, so it can always take a thread
         if d.count == 0:
             return True
-        return (
+        if not (
             d.idle >= t.busy and busy_pct(d.busy + t.busy, d.idle - t.busy) < self.opts.core_limit
-        )
+        ):
+            return False
+        # Deviation (spdk/spdk#2070): a thread that shares its core has fewer busy ticks than it
+        # wants. Its load is what it would take of a core of its own, so count that too: a
+        # 100%-loaded thread then never fits beside another thread, and busy threads spread
+        # over idle cores in one round instead of piling up on the first one.
+        return d.pct + t.load < self.opts.core_limit
 
     def find_optimal_core(self, t: ThreadInfo) -> tuple[int, str]:
         current = self.lcore[t.id]
@@ -286,3 +300,41 @@ def balance_dynamic(
         if sleep:
             r.words.append(f"core {lc} -> interrupt mode: no threads")
     return _placement(cores, r.lcore, interrupt, "; ".join(r.words) or _NO_CHANGE)
+
+
+# --- gscheduler -------------------------------------------------------------------------------
+
+
+class FrequencyStep(enum.Enum):
+    """A governor decision for one core."""
+
+    MIN = "min"
+    DOWN = "down"
+    UP = "up"
+    MAX = "max"
+
+
+def balance_gscheduler(
+    cores: Iterable[CoreInfo], siblings: Mapping[int, Iterable[int]] | None = None
+) -> dict[int, FrequencyStep]:
+    """``gscheduler``'s round (SPEC §4.4): a frequency step per core, never a move.
+
+    A core's busy% is that of its busiest SMT sibling when ``siblings`` (lcore -> sibling lcores)
+    is known. Below 1%: minimum; below 50%: one step down; 99% or more: maximum; else one step up.
+    """
+    cores = tuple(cores)
+    pct = {c.lcore: busy_pct(c.busy, c.idle) for c in cores}
+    steps: dict[int, FrequencyStep] = {}
+    for c in cores:
+        load = pct[c.lcore]
+        if siblings is not None:
+            load = max([load, *(pct[s] for s in siblings.get(c.lcore, ()) if s in pct)])
+        if load < 1:
+            steps[c.lcore] = FrequencyStep.MIN
+        elif load < 50:
+            steps[c.lcore] = FrequencyStep.DOWN
+        elif load >= 99:
+            steps[c.lcore] = FrequencyStep.MAX
+        else:
+            steps[c.lcore] = FrequencyStep.UP
+    return steps
