@@ -45,7 +45,22 @@ TGT_MASK = "0x3"
 STARTUP_SECONDS = 1.0
 STOP_GRACE_SECONDS = 10.0
 
-BENCHMARKS = ("reactor", "event", "poller", "idle", "busy-poll", "rpc", "echo", "echo-idle")
+BENCHMARKS = (
+    "reactor",
+    "event",
+    "poller",
+    "idle",
+    "idle-interrupt",
+    "busy-poll",
+    "latency",
+    "speedup",
+    "rpc",
+    "echo",
+    "echo-idle",
+)
+MSG_LATENCY = Path(__file__).with_name("msg_latency.py")
+SPEEDUP_GOAL = 1.7
+"""Issue 5: two reactors should do >= 1.7x the work of one on a free-threaded build."""
 ECHO_BENCH = Path(__file__).with_name("echo_bench.py")
 
 
@@ -453,12 +468,80 @@ def bench_echo_idle(s: Settings) -> list[Row]:
     return _run_echo_bench(s, "echo-idle", s.idle_seconds + 60)
 
 
+def _msg_latency(args: list[str], timeout: float) -> dict[str, Any]:
+    done = run_ok([sys.executable, str(MSG_LATENCY), *args], timeout)
+    try:
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        raise BenchError(f"unreadable msg_latency output: {done.stdout!r}") from exc
+    return result
+
+
+def bench_latency(s: Settings) -> list[Row]:
+    """Cross-reactor message latency, idle and with both reactors busy, per wake-up setting."""
+    name = "msg latency"
+    t = f"{s.seconds:g}"
+    rows: list[Row] = []
+    cases = [
+        ("idle, sleeping reactors", []),
+        ("idle, --busy-poll", ["--busy-poll"]),
+        ("idle, --interrupt-mode", ["--interrupt-mode"]),
+        ("loaded, switch interval 0.5 ms (default)", ["--load"]),
+        ("loaded, switch interval 0.1 ms", ["--load", "--switch-interval", "0.0001"]),
+        ("loaded, switch interval 5 ms (CPython's)", ["--load", "--switch-interval", "0.005"]),
+    ]
+    for what, extra in cases:
+        try:
+            r = _msg_latency(["latency", "-t", t, *extra], _perf_timeout(s.seconds))
+            rows.append(
+                Row(
+                    name,
+                    what,
+                    f"p50 {r['p50_us']:,.0f} us, p99 {r['p99_us']:,.0f} us",
+                    f"{r['round_trips_per_s']:,} rt/s",
+                )
+            )
+        except BenchError as exc:
+            rows.append(_error_row(name, what, exc))
+    return rows
+
+
+def bench_speedup(s: Settings) -> list[Row]:
+    """Pure-Python work spread over 4 threads: two reactors against one."""
+    name = "speedup"
+    t = f"{s.seconds:g}"
+    try:
+        one = _msg_latency(["speedup", "-t", t, "-m", "0x1"], _perf_timeout(s.seconds))
+        two = _msg_latency(["speedup", "-t", t, "-m", "0x3"], _perf_timeout(s.seconds))
+    except BenchError as exc:
+        return [_error_row(name, "1 vs 2 reactors", exc)]
+    gil = "GIL on" if two["gil"] else "GIL off"
+    x = two["work_per_s"] / one["work_per_s"] if one["work_per_s"] else 0.0
+    return [
+        Row(name, "-m 0x1, 4 threads of pure-Python work", f"{one['work_per_s']:,} items/s"),
+        Row(
+            name,
+            f"-m 0x3 ({gil}; goal >= {SPEEDUP_GOAL:g}x without the GIL)",
+            f"{two['work_per_s']:,} items/s",
+            f"{x:.2f}x",
+            "" if two["gil"] else verdict(x >= SPEEDUP_GOAL),
+        ),
+    ]
+
+
+def bench_idle_interrupt(s: Settings) -> list[Row]:
+    return _cpu_of_tgt(s, "idle cost, --interrupt-mode", ["--interrupt-mode"])
+
+
 RUNNERS: dict[str, Callable[[Settings], list[Row]]] = {
     "reactor": bench_reactor,
     "event": bench_event,
     "poller": bench_poller,
     "idle": bench_idle,
+    "idle-interrupt": bench_idle_interrupt,
     "busy-poll": bench_busy_poll,
+    "latency": bench_latency,
+    "speedup": bench_speedup,
     "rpc": bench_rpc,
     "echo": bench_echo,
     "echo-idle": bench_echo_idle,

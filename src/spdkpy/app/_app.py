@@ -162,6 +162,7 @@ class App:
                 msg_mempool_size=opts.msg_mempool_size,
                 busy_poll=opts.busy_poll,
                 interrupt_mode=opts.interrupt_mode,
+                gil_switch_interval_s=opts.gil_switch_interval_us / 1e6,
                 slow_work_threshold_us=round(opts.slow_work_threshold_ms * 1000),
             )
             try:

@@ -46,6 +46,7 @@ class AppOptions:
     interrupt_mode: bool = False
     scheduler: str | None = None
     scheduler_period_us: int | None = None
+    gil_switch_interval_us: int = 500
     msg_mempool_size: int | None = None
     disable_cpumask_locks: bool = False
     disable_signal_handlers: bool = False
@@ -188,6 +189,14 @@ def add_app_options(parser: argparse.ArgumentParser, *, with_rpc: bool = True) -
         help="start every reactor in interrupt mode: sleep as soon as idle, no 50 us spin",
     )
     g.add_argument(
+        "--gil-switch-interval",
+        dest="gil_switch_interval_us",
+        type=_positive_int,
+        default=500,
+        metavar="US",
+        help="GIL builds, two or more reactors: interpreter switch interval (default 500 us)",
+    )
+    g.add_argument(
         "--scheduler",
         dest="scheduler",
         metavar="NAME",
@@ -281,6 +290,7 @@ def opts_from_args(name: str, args: argparse.Namespace) -> AppOptions:
         interrupt_mode=args.interrupt_mode,
         scheduler=args.scheduler,
         scheduler_period_us=args.scheduler_period_us,
+        gil_switch_interval_us=args.gil_switch_interval_us,
         msg_mempool_size=args.msg_mempool_size,
         disable_cpumask_locks=args.disable_cpumask_locks,
         shutdown_timeout_s=args.shutdown_timeout_s,

@@ -70,6 +70,14 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
         metavar="MS",
         help="the slow-work watchdog's threshold, as in every app (0: off)",
     )
+    event.add_argument(
+        "--gil-switch-interval",
+        dest="gil_switch_interval_us",
+        type=_count(1),
+        default=500,
+        metavar="US",
+        help="GIL builds: interpreter switch interval while the reactors run (default 500 us)",
+    )
     event.set_defaults(run=run_event)
 
     reactor = tools.add_parser("reactor", help="one reactor's event-loop throughput (reactor_perf)")
@@ -108,6 +116,7 @@ def run_event(args: argparse.Namespace) -> int:
             reactor_mask=args.reactor_mask,
             rpc_addr=None,
             busy_poll=args.busy_poll,
+            gil_switch_interval_us=args.gil_switch_interval_us,
             slow_work_threshold_ms=max(0.0, args.slow_work_threshold_ms),
         )
     )
