@@ -181,6 +181,19 @@ class BdevIo:
             # stack (it may resubmit and recurse without bound).
             bch.thread.send_msg(_finish, self)
             return
+        if status == _SUCCESS and self.type == _READ:
+            # The hot path (_finish for a successful read), inlined: one call less per I/O.
+            stat = bch.stat
+            diff = bch.now() - self.submit_tsc
+            stat.bytes_read += self.num_blocks * bch.block_size
+            stat.num_read_ops += 1
+            stat.read_latency_ticks += diff
+            if diff > stat.max_read_latency_ticks:
+                stat.max_read_latency_ticks = diff
+            if diff < stat.min_read_latency_ticks:
+                stat.min_read_latency_ticks = diff
+            self.cb(self, True, self.cb_arg)
+            return
         _finish(self)
 
     def get_buf(self, cb: Callable[[BdevIo, bool], object]) -> None:
