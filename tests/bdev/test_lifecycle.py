@@ -386,3 +386,62 @@ def test_fini_unregisters_unclaimed_bdevs_first(env) -> None:
     assert done == [1]
     assert order == ["Second", "First"]
     assert not B.bdev_is_initialized()
+
+
+def test_unmap_split_and_write_unit_checks(env, scripted, completions) -> None:
+    disk = scripted(
+        types={B.IoType.READ, B.IoType.WRITE, B.IoType.UNMAP},
+        max_unmap=4,
+        max_unmap_segments=1,
+        write_unit_size=4,
+        split_on_write_unit=True,
+    )
+    desc = env.open("Scripted0")
+    ch = env.channel(desc)
+    desc.unmap_blocks(ch, 0, 10, completions, "unmap")
+    desc.write_blocks(ch, bytearray(2 * 512), 0, 2, completions, "short write")
+    desc.write_blocks(ch, bytearray(8 * 512), 4, 8, completions, "write")
+    # Split on the write unit from block 2: the first child (2-3) is short, so it fails.
+    desc.write_blocks(ch, bytearray(6 * 512), 2, 6, completions, "unaligned write")
+    env.poll()
+    assert completions.tags(success=True) == ["unmap", "write"]
+    assert completions.tags(success=False) == ["short write", "unaligned write"]
+    sent = [(kind, offset, n) for kind, offset, n, _ in disk.submitted]
+    assert sent == [
+        (B.IoType.UNMAP, 0, 4),
+        (B.IoType.UNMAP, 4, 4),
+        (B.IoType.UNMAP, 8, 2),
+        (B.IoType.WRITE, 4, 4),
+        (B.IoType.WRITE, 8, 4),
+        (B.IoType.WRITE, 4, 4),
+    ]
+    env.close(desc, ch)
+
+
+def test_manual_examine_with_auto_examine_off(env) -> None:
+    env.on(0)
+    B.bdev_finish(lambda: None)
+    env.poll()
+    B.set_bdev_opts(B.BdevOpts(bdev_auto_examine=False))
+    B.bdev_initialize(lambda rc: None)
+    examiner = _Examiner()
+    B.bdev_module_register(examiner)
+    try:
+        B.bdev_examine("Wanted")
+        with pytest.raises(BdevError) as exc:
+            B.bdev_examine("Wanted")
+        assert exc.value.errno == errno.EEXIST
+        env.malloc("Other")
+        env.malloc("Wanted")
+        assert examiner.configs == ["Wanted"]
+        B.bdev_module_examine_done(examiner)
+        config = B.bdev_config_json()
+        assert config[0]["params"]["bdev_auto_examine"] is False
+        assert config[1] == {"method": "bdev_examine", "params": {"name": "Wanted"}}
+        assert config[-1] == {"method": "bdev_wait_for_examine"}
+    finally:
+        env.on(0)
+        for bdev in B.bdevs():
+            B.bdev_unregister(bdev)
+        env.poll()
+        B.bdev_module_unregister(examiner)

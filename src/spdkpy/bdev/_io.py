@@ -437,9 +437,12 @@ def get_io(bch: BdevChannel) -> BdevIo | None:
 def submit_io(bch: BdevChannel, io: BdevIo) -> None:
     """``bdev_io_submit``: stamp, split if needed, then submit (A1.3 steps 6-7)."""
     io.submit_tsc = bch.now()
-    if bch.split and _needs_split(bch, io):
-        _split_start(bch, io)
-        return
+    if bch.split:
+        if _needs_split(bch, io):
+            _split_start(bch, io)
+            return
+        if _short_of_write_unit(bch.bdev, io):
+            return
     if bch.flags:
         # RESET_IN_PROGRESS: aborted at once, the callback by message.
         io.status = _ABORTED
@@ -637,14 +640,6 @@ class _Split:
 def _split_start(bch: BdevChannel, parent: BdevIo) -> None:
     bdev = bch.bdev
     kind = parent.type
-    if kind == _WRITE and bdev.split_on_write_unit and parent.num_blocks < bdev.write_unit_size:
-        log.error(
-            "IO num_blocks %d does not match the write_unit_size %d",
-            parent.num_blocks,
-            bdev.write_unit_size,
-        )
-        complete_later(parent, _FAILED)
-        return
     if kind == _READ and parent.iovs is None:
         # A split read needs one buffer the children can fill in place.
         buf = alloc_io_buffer(parent.num_blocks * bdev.block_size, 1 << bdev.required_alignment)
@@ -752,7 +747,23 @@ def _split_continue(state: _Split) -> None:
         _split_finish(state)
 
 
+def _short_of_write_unit(bdev: Bdev, io: BdevIo) -> bool:
+    """A write smaller than the write unit fails (checked where SPDK's ``bdev_io_do_submit``
+    does, so a split child that ends up short fails too)."""
+    if io.type == _WRITE and bdev.split_on_write_unit and io.num_blocks < bdev.write_unit_size:
+        log.error(
+            "IO num_blocks %d does not match the write_unit_size %d",
+            io.num_blocks,
+            bdev.write_unit_size,
+        )
+        complete_later(io, _FAILED)
+        return True
+    return False
+
+
 def _submit_child(bch: BdevChannel, io: BdevIo) -> None:
+    if _short_of_write_unit(bch.bdev, io):
+        return
     if bch.flags:
         complete_later(io, _ABORTED)
         return
