@@ -686,6 +686,7 @@ def _channel_destroy(obj: object, bch: BdevChannel) -> None:
     abort_queued(bch)
     with bdev.lock:
         bdev.retired_stat.add(bch.stat)
+        bch.retired = True
     shared = bch.shared
     shared.ref -= 1
     if shared.ref == 0:
@@ -1545,23 +1546,36 @@ def bdev_get_device_stat(
 ) -> None:
     """The bdev's totals (retired channels + every live channel, read on each channel's
     thread), then ``reset_mode`` applied; ``cb(stat)`` on this thread
-    (``spdk_bdev_get_device_stat``)."""
-    total = BdevIoStat()
-    with bdev.lock:
-        total.add(bdev.retired_stat)
-        total.io_error = dict(bdev.io_error)
-        bdev.retired_stat.reset(reset_mode)
-        if reset_mode in ("all", "error"):
-            bdev.io_error.clear()
+    (``spdk_bdev_get_device_stat``).
+
+    The retired totals are read after the walk, and a channel visited but retired before the
+    walk ends is counted once, from the retired totals.
+    """
+    visited: list[tuple[BdevChannel, BdevIoStat]] = []
 
     def visit(it: ChannelIterator) -> None:
         assert it.channel is not None
-        stat = cast(BdevChannel, it.channel.ctx).stat
-        total.add(stat)
-        stat.reset(reset_mode)
+        bch = cast(BdevChannel, it.channel.ctx)
+        copy = BdevIoStat()
+        copy.add(bch.stat)
+        visited.append((bch, copy))
+        bch.stat.reset(reset_mode)
         it.done(0)
 
-    for_each_channel(bdev, visit, lambda it, status: cb(total))
+    def walked(it: ChannelIterator, status: int) -> None:
+        total = BdevIoStat()
+        with bdev.lock:
+            total.add(bdev.retired_stat)
+            for bch, copy in visited:
+                if not bch.retired:
+                    total.add(copy)
+            total.io_error = dict(bdev.io_error)
+            bdev.retired_stat.reset(reset_mode)
+            if reset_mode in ("all", "error"):
+                bdev.io_error.clear()
+        cb(total)
+
+    for_each_channel(bdev, visit, walked)
 
 
 def bdev_get_channel_stats(

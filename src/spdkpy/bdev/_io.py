@@ -383,6 +383,7 @@ class BdevChannel:
         "module_ch",
         "now",
         "queued_resets",
+        "retired",
         "shared",
         "split",
         "stat",
@@ -412,6 +413,7 @@ class BdevChannel:
         self.io_outstanding = 0
         self.flags = 0
         self.queued_resets: list[BdevIo] = []
+        self.retired = False  # its statistics moved to the bdev's (under the bdev lock)
 
     def __repr__(self) -> str:
         return f"<BdevChannel {self.bdev.name!r} on {self.thread.name!r}>"
