@@ -249,3 +249,16 @@ def test_statistics_per_bdev_and_per_channel(env, completions) -> None:
     env.poll()
     assert env.stat(bdev).to_json()["num_read_ops"] == 0
     env.close(desc, ch1)
+
+
+def test_a_module_that_raises_fails_the_request(env, completions, caplog) -> None:
+    env.malloc()
+    desc = env.open("Malloc0")
+    ch = env.channel(desc)
+    desc.read_blocks(ch, b"\0" * 512, 0, 1, completions, "read into bytes")  # read-only buffer
+    assert completions.done == []
+    env.poll()
+    assert completions.tags(success=False) == ["read into bytes"]
+    assert ch.ctx.io_outstanding == 0
+    assert "malloc module raised" in caplog.text
+    env.close(desc, ch)

@@ -457,8 +457,21 @@ def submit_io(bch: BdevChannel, io: BdevIo) -> None:
     bch.io_outstanding += 1
     shared.io_outstanding += 1
     io.in_submit = True
-    bch.submit(bch.module_ch, io)
+    try:
+        bch.submit(bch.module_ch, io)
+    except Exception as exc:  # free when nothing is raised (3.11): no cost on the hot path
+        _submit_failed(bch, io, exc)
     io.in_submit = False
+
+
+def _submit_failed(bch: BdevChannel, io: BdevIo, exc: Exception) -> None:
+    """The module raised in ``submit_request`` (a bug, or a buffer it cannot use, such as a
+    read-only one for a read): the request still completes, failed, by message."""
+    log.error("%s module raised on %r of bdev %s: %r", bch.bdev.module.name, io, bch.bdev.name, exc)
+    bch.io_outstanding -= 1
+    bch.shared.io_outstanding -= 1
+    if io.status == _PENDING:
+        complete_later(io, _FAILED)
 
 
 def complete_later(io: BdevIo, status: int) -> None:
@@ -776,7 +789,10 @@ def _submit_child(bch: BdevChannel, io: BdevIo) -> None:
     bch.io_outstanding += 1
     shared.io_outstanding += 1
     io.in_submit = True
-    bch.submit(bch.module_ch, io)
+    try:
+        bch.submit(bch.module_ch, io)
+    except Exception as exc:
+        _submit_failed(bch, io, exc)
     io.in_submit = False
 
 
