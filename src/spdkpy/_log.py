@@ -44,6 +44,10 @@ LOG_FLAGS: Final[tuple[str, ...]] = (
     "rpc",
     "sock",
     "hello_sock",
+    "bdev",
+    "bdev_malloc",
+    "bdev_null",
+    "hello_bdev",
 )
 """The log flags this build knows (SPDK: ``SPDK_LOG_REGISTER_COMPONENT``)."""
 

@@ -21,6 +21,7 @@ import errno as _errno
 from collections.abc import Iterable
 
 __all__ = [
+    "BdevError",
     "ConfigError",
     "EventPoolExhaustedError",
     "InputError",
@@ -145,6 +146,25 @@ class SockError(SpdkpyError):
     """
 
     errno = _errno.EIO
+
+    def __init__(self, errno: int, message: str) -> None:
+        self.errno = errno
+        super().__init__(message)
+
+
+# --- block devices ----------------------------------------------------------------------------
+
+
+class BdevError(SpdkpyError):
+    """A bdev call was refused; ``errno`` is the positive errno SPDK returns negated.
+
+    ``ENODEV`` (no such bdev, or it is being removed), ``EEXIST`` (name or alias taken),
+    ``EINVAL`` (out-of-range or misaligned I/O, bad geometry), ``EBADF`` (a write through a
+    read-only descriptor), ``ENOTSUP`` (I/O type not supported), ``EPERM``/``EBUSY`` (claims,
+    shrinking an open bdev). Raised synchronously: no completion callback follows.
+    """
+
+    errno = _errno.EINVAL
 
     def __init__(self, errno: int, message: str) -> None:
         self.errno = errno

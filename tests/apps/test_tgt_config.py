@@ -1,7 +1,7 @@
 """``spdkpy tgt -c FILE``: JSON config files through the real command (SPEC §6.3 step 9, §6.7).
 
 A bad file fails at startup with rc 1 and one line; a good one whose entries belong to subsystems
-this app does not have yet (bdev) starts, skips them with a NOTICE and stops cleanly on SIGINT.
+this app does not have (vhost_blk) starts, skips them with a NOTICE and stops cleanly on SIGINT.
 """
 
 from __future__ import annotations
@@ -82,13 +82,13 @@ def test_entries_of_an_absent_subsystem_are_skipped(cli, tmp_path: Path) -> None
         "other_key": "ignored",
         "subsystems": [
             {
-                "subsystem": "bdev",
+                "subsystem": "vhost_blk",
                 "config": [
                     {
-                        "method": "bdev_malloc_create",
-                        "params": {"name": "Malloc0", "num_blocks": 8, "block_size": 512},
+                        "method": "vhost_create_blk_controller",
+                        "params": {"ctrlr": "vhost.0", "dev_name": "Malloc0"},
                     },
-                    [{"method": "bdev_wait_for_examine"}],
+                    [{"method": "vhost_controller_set_coalescing"}],
                 ],
             },
             {"subsystem": "scheduler", "config": None},
@@ -98,8 +98,8 @@ def test_entries_of_an_absent_subsystem_are_skipped(cli, tmp_path: Path) -> None
     path.write_text(json.dumps(config))
     proc = _run_until_started(cli, path)
     skipped = [line for line in proc.stderr_lines if "*NOTICE*" in line and "Skipping" in line]
-    assert any("bdev_malloc_create" in line and "bdev" in line for line in skipped), skipped
-    assert any("bdev_wait_for_examine" in line for line in skipped), skipped
+    assert any("vhost_create_blk_controller" in line and "vhost_blk" in line for line in skipped)
+    assert any("vhost_controller_set_coalescing" in line for line in skipped), skipped
 
 
 def test_config_without_subsystems_key_warns_and_starts(cli, tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 It starts the framework on the requested cores and serves until SIGINT or SIGTERM. Later layers
 (RPC, sock, bdev, nvmf) add their subsystems and methods to it: the sock layer's ``sock_*``
-methods are registered into ``app.rpc`` here, before ``start`` adds the framework's own.
+methods and the ``bdev`` subsystem with its ``bdev_*`` methods are registered here, before
+``start`` adds the framework's own.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from spdkpy._log import notice
 from spdkpy.app import App, AppArgumentParser, add_app_options, opts_from_args
+from spdkpy.bdev import register_bdev_subsystem
 from spdkpy.sock import register_sock_methods
 
 __all__ = ["add_parser", "run"]
@@ -33,6 +35,7 @@ def add_parser(commands: argparse._SubParsersAction[Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     app = App(opts_from_args("spdk_tgt", args))
     register_sock_methods(app.rpc)
+    register_bdev_subsystem(app)
 
     def started() -> None:
         notice(
