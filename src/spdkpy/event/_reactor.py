@@ -228,8 +228,15 @@ class Reactor:
             cache_size = self.event_cache_size
             pool = self._framework.event_pool
             self.events_run += n
-            for _ in range(n):
-                event = q.popleft()
+            for i in range(n):
+                try:
+                    event = q.popleft()
+                except IndexError:
+                    # A producer took back an entry that overshot the capacity after our len()
+                    # (Ring.withdraw): fewer entries than counted. Free-threaded builds hit it.
+                    self.events_run -= n - i
+                    ring.dequeued -= n - i
+                    break
                 fn = event.fn
                 args = event.args
                 event.fn = None
