@@ -27,6 +27,7 @@ import logging
 import os
 import resource
 import sys
+import sysconfig
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +52,19 @@ MIN_SLEEP_TICKS: Final = 1_000_000
 """A timed poller due sooner than this (1 ms, epoll's resolution) is spun for, not slept for."""
 CONTEXT_SWITCH_CHECK_TICKS: Final = 1_000_000_000
 
-_GIL_ENABLED: Final[bool] = getattr(sys, "_is_gil_enabled", lambda: True)()
+FREE_THREADED_BUILD: Final[bool] = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+"""This interpreter was built with ``--disable-gil`` (3.13t and later)."""
+
+
+def gil_enabled() -> bool:
+    """Whether the interpreter lock is on now. Always on GIL builds; on a free-threaded build
+    unless ``PYTHON_GIL=1`` or an imported extension module without free-threading support
+    turned it back on (which CPython does at import time, so ask late).
+    """
+    is_enabled = getattr(sys, "_is_gil_enabled", None)  # Python 3.13+
+    return True if is_enabled is None else bool(is_enabled())
+
+
 _RUNNING_THREAD: Final = ThreadState.RUNNING
 _UNREGISTERED: Final = PollerState.UNREGISTERED
 _EXITED_THREAD: Final = ThreadState.EXITED
@@ -316,6 +329,7 @@ class Reactor:
         self.tsc_last = framework.clock.now()
         self._next_ctx_check = self.tsc_last + CONTEXT_SWITCH_CHECK_TICKS
         busy_poll = framework.busy_poll
+        gil = framework.gil_at_start
         spin_ticks = framework.idle_spin_ticks
         yield_os_thread = os.sched_yield
         last_work = self.tsc_last
@@ -326,7 +340,7 @@ class Reactor:
                 elif busy_poll:
                     # Spinning, as SPDK does; but on a GIL build an idle spinner would hold the
                     # interpreter lock for a whole switch interval (5 ms) while its peers wait.
-                    if _GIL_ENABLED:
+                    if gil:
                         yield_os_thread()
                         self._charge_idle()
                 else:
