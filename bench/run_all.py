@@ -21,6 +21,7 @@ import re
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -548,6 +549,14 @@ RUNNERS: dict[str, Callable[[Settings], list[Row]]] = {
 }
 
 
+def _gil_state() -> str:
+    """This interpreter's build and lock (the perf tools run on it unless --spdkpy is given)."""
+    if not sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return "GIL build"
+    is_enabled = getattr(sys, "_is_gil_enabled", lambda: True)
+    return "free-threaded, GIL " + ("on" if is_enabled() else "off")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="t=1 s per perf tool, idle 3 s")
@@ -567,7 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     cpus = len(os.sched_getaffinity(0))
     print(
         f"spdkpy bench: {' '.join(settings.spdkpy)}\n"
-        f"python {platform.python_version()} on {platform.machine()}, {cpus} usable CPUs, "
+        f"python {platform.python_version()} ({_gil_state()}) on {platform.machine()}, "
+        f"{cpus} usable CPUs, "
         f"t={settings.seconds:g} s, idle sample {settings.idle_seconds:g} s",
         flush=True,
     )

@@ -131,7 +131,8 @@ def test_many_producers_one_consumer_lose_nothing(ring_type: RingType) -> None:
     stats = ring.statistics()
     assert stats.enqueued == PRODUCERS * ITEMS_PER_PRODUCER
     assert stats.depth == 0
-    assert stats.high_water <= 256
+    # At most one appended-but-unchecked entry per producer above the capacity (free-threaded).
+    assert stats.high_water <= 256 + PRODUCERS
 
 
 def test_mp_mc_two_consumers_share_without_loss_or_duplicates() -> None:

@@ -162,6 +162,34 @@ def test_full_event_ring_is_a_typed_error_and_releases_the_event(
     assert reactor.events.statistics().refused == 1
 
 
+def test_an_event_withdrawn_after_the_batch_was_counted_ends_the_batch(
+    framework: ReactorFramework,
+) -> None:
+    # Free-threaded builds: a producer whose append overshot the capacity takes its event back
+    # (Ring.withdraw) after the reactor counted it. Here the first event plays that producer.
+    reactor = framework.reactor(1)
+    ring = reactor.events
+    ran: list[str] = []
+    events_before = framework.event_pool.count() + len(reactor.event_cache)
+    late = event_allocate(1, ran.append, "withdrawn")
+
+    def withdraw_late() -> None:
+        assert ring.withdraw(late)
+        late.fn = None
+        late.args = ()
+        framework.event_pool.put(late)
+
+    event_call(event_allocate(1, withdraw_late))
+    event_call(late)
+    assert reactor.run_once()  # two counted, one found: the batch ends, nothing raises
+    assert ran == []
+    stats = reactor.statistics()
+    assert (stats.events_run, stats.event_queue_depth) == (1, 0)
+    ring_stats = ring.statistics()
+    assert (ring_stats.enqueued, ring_stats.refused) == (1, 1)
+    assert framework.event_pool.count() + len(reactor.event_cache) == events_before
+
+
 def test_for_each_reactor_visits_cores_in_order_then_completes(
     framework: ReactorFramework,
 ) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 
+import spdkpy.event._framework as framework_module
+from spdkpy._log import NOTICE
 from spdkpy.env import CpuSet, available_cores
 from spdkpy.errors import InternalError
 from spdkpy.event import ReactorFramework, current_reactor, reactors_fini, reactors_init
@@ -204,3 +208,37 @@ def test_wake_fd_is_for_active_pollers_only() -> None:
         h.set_thread(0)
         with pytest.raises(InputError, match="active pollers"):
             h.threads[0].register_poller(lambda: 0, period_us=10, wake_fd=0)
+
+
+@pytest.mark.skipif(len(CORES) < 2, reason="needs two available cores")
+@pytest.mark.parametrize(
+    ("free_threaded", "gil", "expected"),
+    [
+        (True, True, (logging.WARNING, "reactors will not run in parallel")),
+        (True, False, (NOTICE, "GIL disabled: 2 reactors run in parallel")),
+        (False, True, None),  # a GIL build: sharing the lock is expected, nothing to say
+    ],
+)
+def test_starting_reactors_says_whether_they_run_in_parallel(
+    framework: ReactorFramework,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    free_threaded: bool,
+    gil: bool,
+    expected: tuple[int, str] | None,
+) -> None:
+    # The build flag and the interpreter's answer are what a 3.13t build with or without an
+    # extension module that re-enabled the GIL reports; the check is read when reactors start.
+    monkeypatch.setattr(framework_module, "FREE_THREADED_BUILD", free_threaded)
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: gil, raising=False)
+    with caplog.at_level(NOTICE, logger="spdkpy.reactor"):
+        run_app(framework, lambda app: framework.stop())
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if "GIL" in r.getMessage()]
+    if expected is None:
+        assert said == []
+    else:
+        assert len(said) == 1, said
+        assert said[0][0] == expected[0]
+        assert expected[1] in said[0][1]
+    assert framework.gil_at_start is gil
+    assert framework.gil_enabled() is gil

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sysconfig
 import time
 from pathlib import Path
 
@@ -152,8 +153,13 @@ def test_framework_get_config_of_an_unknown_subsystem(shared_tgt) -> None:
 
 def test_framework_get_reactors(shared_tgt, cores) -> None:
     result = shared_tgt.call("framework_get_reactors")
-    assert set(result) == {"tick_rate", "pid", "reactors", "interval_ticks"}
+    assert set(result) == {"tick_rate", "pid", "gil_enabled", "reactors", "interval_ticks"}
     assert result["tick_rate"] == TICK_RATE
+    # The server runs this interpreter; spdkpy imports no extension module that turns the GIL on.
+    if sysconfig.get_config_var("Py_GIL_DISABLED"):
+        assert result["gil_enabled"] is (os.environ.get("PYTHON_GIL") == "1")
+    else:
+        assert result["gil_enabled"] is True
     assert result["pid"] == shared_tgt.pid
     reactors = result["reactors"]
     assert [r["lcore"] for r in reactors] == cores  # core order

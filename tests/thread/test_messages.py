@@ -342,6 +342,31 @@ def test_message_accounting_is_exact_after_traffic() -> None:
     assert pool.count() == pool.size
 
 
+def test_a_message_withdrawn_after_the_batch_was_counted_ends_the_batch() -> None:
+    # Free-threaded builds: a producer whose append overshot the capacity takes its message back
+    # (Ring.withdraw) after the consumer counted it. Here the first message plays that producer.
+    with ThreadHarness(1, msg_mempool_size=POOL) as h:
+        t = h.threads[0]
+        ring = t._ring
+        ran: list[str] = []
+
+        def withdraw_last() -> None:
+            late = ring.queue[-1]
+            assert ring.withdraw(late)
+            late.fn = None
+            late.args = ()
+            h.library.msg_pool.put(late)
+
+        t.send_msg(withdraw_last)
+        t.send_msg(ran.append, "withdrawn")
+        assert h.poll_thread(0) == 1  # two counted, one found: the batch ends, nothing raises
+        assert ran == []
+        assert t.statistics().messages_run == 1
+        assert (ring.statistics().enqueued, ring.statistics().refused) == (1, 1)
+        assert h.poll_thread(0) == 0
+        assert message_objects_accounted(h) == h.library.msg_pool.size
+
+
 def test_critical_message_runs_first_with_no_arguments() -> None:
     with ThreadHarness(1, msg_mempool_size=POOL) as h:
         t = h.threads[0]
@@ -491,7 +516,9 @@ def test_many_producer_os_threads_to_one_thread() -> None:
         stats = t.statistics()
         assert stats.messages_run == total
         assert stats.queue_depth == 0
-        assert stats.queue_high_water <= RING_SIZE
+        # The consumer may see, for an instant, one not-yet-checked entry per producer above
+        # the capacity (free-threaded builds; see spdkpy.env._ring).
+        assert stats.queue_high_water <= RING_SIZE + PRODUCERS
         assert message_objects_accounted(h) == h.library.msg_pool.size
 
 

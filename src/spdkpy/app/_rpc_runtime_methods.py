@@ -331,6 +331,9 @@ def register_runtime_methods(registry: RpcRegistry, app: App) -> None:
             result: dict[str, object] = {
                 "tick_rate": fw.clock.ticks_per_second,
                 "pid": os.getpid(),
+                # spdkpy's: False only on a free-threaded build whose lock is off, i.e. when
+                # the reactors really run in parallel.
+                "gil_enabled": fw.gil_enabled(),
                 "reactors": reactors,
             }
             request.result(

@@ -17,8 +17,14 @@ send (``bench/`` measures it):
   entries or none. Single enqueues racing with it at the full mark may overshoot the capacity by
   at most one entry per racing OS thread (they cannot see the bulk coming).
 * The single consumer pops from :attr:`queue` directly in its hot loop and counts what it took in
-  :attr:`dequeued`; the high-water mark is taken by the consumer (depth only grows between its
-  pops) and at each snapshot, so it is exact without a lock.
+  :attr:`dequeued`; the high-water mark is taken by the consumer and at each snapshot.
+* Appended-but-unchecked entries are visible. Between a producer's append and its check the
+  depth may exceed the capacity by one entry per OS thread enqueuing at that instant; such an
+  entry is either taken back or delivered. So the high-water mark may read up to that many above
+  the capacity, and a consumer that read ``len(queue)`` may find fewer entries when it pops (they
+  were withdrawn in between): every consumer pops until the count it read *or* an empty deque.
+  With the GIL this window is a few bytecodes wide and rarely hit; free-threaded builds hit it
+  whenever producers race at the full mark.
 """
 
 from __future__ import annotations
@@ -157,8 +163,15 @@ class Ring(Generic[T]):
         n = min(depth, max_count)
         if n <= 0:
             return []
-        self.dequeued += n
-        return [q.popleft() for _ in range(n)]
+        popleft = q.popleft
+        taken: list[T] = []
+        try:
+            for _ in range(n):
+                taken.append(popleft())
+        except IndexError:
+            pass  # a producer withdrew an entry counted in ``depth`` (see the module docstring)
+        self.dequeued += len(taken)
+        return taken
 
     def close_if_empty(self) -> bool:
         """Refuse all further entries, but only if the ring is empty now; ``True`` if closed.

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Final, TypeVarTuple, Unpack, final
 
+from spdkpy._log import notice
 from spdkpy.env import (
     Clock,
     CpuSet,
@@ -39,7 +40,14 @@ from spdkpy.errors import (
     InvalidStateError,
     QueueFullError,
 )
-from spdkpy.event._reactor import Event, LwThread, Reactor, _current
+from spdkpy.event._reactor import (
+    FREE_THREADED_BUILD,
+    Event,
+    LwThread,
+    Reactor,
+    _current,
+    gil_enabled,
+)
 from spdkpy.event._scheduling import Scheduling
 from spdkpy.event._watchdog import SlowWorkWatchdog
 from spdkpy.thread import (
@@ -71,11 +79,6 @@ DEFAULT_SLOW_WORK_THRESHOLD_US: Final = 10_000
 """A message, poller or event running longer than this is reported (deviation 7); 0: never."""
 DEFAULT_GIL_SWITCH_INTERVAL_S: Final = 0.0005
 """The interpreter switch interval while two or more reactors run on a GIL build."""
-
-
-def _gil_enabled() -> bool:
-    is_enabled = getattr(sys, "_is_gil_enabled", None)  # Python 3.13+
-    return True if is_enabled is None else bool(is_enabled())
 
 
 class ReactorState(enum.Enum):
@@ -118,6 +121,8 @@ class ReactorFramework:
         self.idle_spin_ticks = idle_spin_us * 1000
         self.gil_switch_interval_s = gil_switch_interval_s
         self.slow_work_threshold_us = slow_work_threshold_us
+        self.gil_at_start = gil_enabled()
+        """Whether the interpreter lock was on when the reactors started (refreshed by start)."""
         self.awake = threading.Event()
         """Set by a reactor when it wakes from a sleep (the slow-work watchdog waits on it)."""
         self.clock = clock
@@ -350,7 +355,9 @@ class ReactorFramework:
         saved_affinity = os.sched_getaffinity(0)
         saved_switch_interval = sys.getswitchinterval()
         watchdog: SlowWorkWatchdog | None = None
-        if self.gil_switch_interval_s is not None and len(self.cores) > 1 and _gil_enabled():
+        self.gil_at_start = gil = gil_enabled()  # now: every extension module is imported
+        self._report_parallelism(gil)
+        if self.gil_switch_interval_s is not None and len(self.cores) > 1 and gil:
             # Reactors hand the GIL to each other when idle; a short switch interval makes
             # CPython hand it over for sure instead of letting the yielding reactor re-take it.
             # perf event -m 0x3 gains about a third; a lone reactor is unaffected.
@@ -378,6 +385,25 @@ class ReactorFramework:
                 self._report_stranded_events()
         if self.failure is not None:
             raise InternalError(f"a reactor failed: {self.failure!r}") from self.failure
+
+    def gil_enabled(self) -> bool:
+        """Whether the interpreter lock is on now; while it is, reactors never run Python code
+        in parallel. Always ``True`` on GIL builds.
+        """
+        return gil_enabled()
+
+    def _report_parallelism(self, gil: bool) -> None:
+        if len(self.cores) < 2:
+            return  # one reactor: nothing to run in parallel, nothing to claim
+        if not gil:
+            notice(log, "GIL disabled: %d reactors run in parallel", len(self.cores))
+        elif FREE_THREADED_BUILD:
+            # A free-threaded build whose lock came back (PYTHON_GIL=1, or CPython re-enabled
+            # it for an extension module that does not declare free-threading support).
+            log.warning(
+                "the GIL is enabled on this free-threaded Python (PYTHON_GIL=1 or an extension "
+                "module re-enabled it): reactors will not run in parallel"
+            )
 
     def _report_stranded_events(self) -> None:
         # Events sent to a reactor after it left its loop cannot run; say so rather than lose

@@ -27,6 +27,7 @@ import logging
 import os
 import resource
 import sys
+import sysconfig
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,7 +54,19 @@ CONTEXT_SWITCH_CHECK_TICKS: Final = 1_000_000_000
 NEVER: Final = 1 << 62
 """A tick deadline that never comes (no scheduling round due)."""
 
-_GIL_ENABLED: Final[bool] = getattr(sys, "_is_gil_enabled", lambda: True)()
+FREE_THREADED_BUILD: Final[bool] = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+"""This interpreter was built with ``--disable-gil`` (3.13t and later)."""
+
+
+def gil_enabled() -> bool:
+    """Whether the interpreter lock is on now. Always on GIL builds; on a free-threaded build
+    unless ``PYTHON_GIL=1`` or an imported extension module without free-threading support
+    turned it back on (which CPython does at import time, so ask late).
+    """
+    is_enabled = getattr(sys, "_is_gil_enabled", None)  # Python 3.13+
+    return True if is_enabled is None else bool(is_enabled())
+
+
 _RUNNING_THREAD: Final = ThreadState.RUNNING
 _UNREGISTERED: Final = PollerState.UNREGISTERED
 _EXITED_THREAD: Final = ThreadState.EXITED
@@ -248,8 +261,15 @@ class Reactor:
             cache_size = self.event_cache_size
             pool = self._framework.event_pool
             self.events_run += n
-            for _ in range(n):
-                event = q.popleft()
+            for i in range(n):
+                try:
+                    event = q.popleft()
+                except IndexError:
+                    # A producer took back an entry that overshot the capacity after our len()
+                    # (Ring.withdraw): fewer entries than counted. Free-threaded builds hit it.
+                    self.events_run -= n - i
+                    ring.dequeued -= n - i
+                    break
                 fn = event.fn
                 args = event.args
                 event.fn = None
@@ -329,6 +349,7 @@ class Reactor:
         self.tsc_last = framework.clock.now()
         self._next_ctx_check = self.tsc_last + CONTEXT_SWITCH_CHECK_TICKS
         busy_poll = framework.busy_poll
+        gil = framework.gil_at_start
         spin_ticks = framework.idle_spin_ticks
         yield_os_thread = os.sched_yield
         last_work = self.tsc_last
@@ -341,7 +362,7 @@ class Reactor:
                 elif busy_poll:
                     # Spinning, as SPDK does; but on a GIL build an idle spinner would hold the
                     # interpreter lock for a whole switch interval (5 ms) while its peers wait.
-                    if _GIL_ENABLED:
+                    if gil:
                         yield_os_thread()
                         self._charge_idle()
                 else:

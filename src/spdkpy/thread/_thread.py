@@ -354,7 +354,7 @@ class Thread:
         if q:
             n = len(q)
             if n > ring.high_water:
-                ring.high_water = n  # depth only grows between our pops: this is the peak
+                ring.high_water = n  # the peak (may include entries about to be withdrawn)
             limit = max_msgs if 0 < max_msgs < MSG_BATCH_SIZE else MSG_BATCH_SIZE
             if n > limit:
                 n = limit
@@ -362,8 +362,15 @@ class Thread:
             pool = self._lib.msg_pool
             self.messages_run += n
             ring.dequeued += n
-            for _ in range(n):
-                msg = q.popleft()
+            for i in range(n):
+                try:
+                    msg = q.popleft()
+                except IndexError:
+                    # A producer took back an entry that overshot the capacity after our len()
+                    # (Ring.withdraw): fewer entries than counted. Free-threaded builds hit it.
+                    self.messages_run -= n - i
+                    ring.dequeued -= n - i
+                    break
                 fn = msg.fn
                 args = msg.args
                 msg.fn = None
