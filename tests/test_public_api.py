@@ -29,6 +29,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "parse_main_core",
         "pin_current_thread",
         "refresh_available_cores",
+        "unpin_current_thread",
         "us_to_ticks",
         "wait_all",
     ],

@@ -242,3 +242,19 @@ def test_starting_reactors_says_whether_they_run_in_parallel(
         assert expected[1] in said[0][1]
     assert framework.gil_at_start is gil
     assert framework.gil_enabled() is gil
+
+
+def test_the_main_thread_forgets_its_core_when_the_reactors_stop(
+    framework: ReactorFramework,
+) -> None:
+    from spdkpy.env import current_core
+
+    seen: list[int | None] = []
+
+    def start(app: Thread) -> None:
+        seen.append(current_core())
+        framework.stop()
+
+    run_app(framework, start)
+    assert seen == [framework.main_core]
+    assert current_core() is None

@@ -19,6 +19,7 @@ from ._cores import parse_app_mask as parse_app_mask
 from ._cores import parse_main_core as parse_main_core
 from ._cores import pin_current_thread as pin_current_thread
 from ._cores import refresh_available_cores as refresh_available_cores
+from ._cores import unpin_current_thread as unpin_current_thread
 from ._cores import wait_all as wait_all
 from ._cpuset import MAX_CPUSET_BITS as MAX_CPUSET_BITS
 from ._cpuset import MAX_LCORES as MAX_LCORES
@@ -54,6 +55,7 @@ __all__ = [
     "parse_main_core",
     "pin_current_thread",
     "refresh_available_cores",
+    "unpin_current_thread",
     "us_to_ticks",
     "wait_all",
 ]

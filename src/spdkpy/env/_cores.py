@@ -32,6 +32,7 @@ __all__ = [
     "parse_main_core",
     "pin_current_thread",
     "refresh_available_cores",
+    "unpin_current_thread",
     "wait_all",
 ]
 
@@ -210,6 +211,13 @@ def pin_current_thread(core: int) -> None:
     """
     _check_pinnable(core)
     _pin(core)
+
+
+def unpin_current_thread(cpus: set[int]) -> None:
+    """Give the calling OS thread the affinity ``cpus`` back and forget its core (the inverse of
+    :func:`pin_current_thread`, for the main thread once the reactors stop)."""
+    os.sched_setaffinity(0, cpus)
+    _local.core = None
 
 
 def launch_pinned(core: int, fn: Callable[[], object], name: str | None = None) -> threading.Thread:

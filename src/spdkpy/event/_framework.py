@@ -31,6 +31,7 @@ from spdkpy.env import (
     cache_size_for,
     launch_pinned,
     pin_current_thread,
+    unpin_current_thread,
     wait_all,
 )
 from spdkpy.errors import (
@@ -379,7 +380,7 @@ class ReactorFramework:
                 wait_all()
             finally:
                 # Threads and processes started later from this OS thread inherit its affinity.
-                os.sched_setaffinity(0, saved_affinity)
+                unpin_current_thread(saved_affinity)
                 sys.setswitchinterval(saved_switch_interval)
                 self.state = ReactorState.SHUTDOWN
                 self._report_stranded_events()
