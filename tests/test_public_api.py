@@ -108,6 +108,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "replay_config",
     ],
     "spdkpy.errors": [
+        "AlignmentError",
         "ConfigError",
         "EventPoolExhaustedError",
         "InputError",

@@ -1,0 +1,3 @@
+"""The block device layer (SPEC-STORAGE part A)."""
+
+__all__: list[str] = []
