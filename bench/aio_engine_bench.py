@@ -67,7 +67,9 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_engine(path: str, backend: AioBackend, depth: int, io_size: int, seconds: float) -> Result:
+def run_engine(
+    path: str, backend: AioBackend, depth: int, io_size: int, seconds: float, spin_s: float
+) -> Result:
     state = {"done": 0, "errors": 0, "running": True}
     engine: AioEngine[int]
 
@@ -90,11 +92,17 @@ def run_engine(path: str, backend: AioBackend, depth: int, io_size: int, seconds
             engine.submit_read(randrange(blocks) * io_size, buffers[slot], slot)
         start, cpu0 = time.perf_counter(), cpu_seconds()
         deadline = start + seconds
+        clock = time.perf_counter
+        last_work = start
         while True:
-            if not poll(128):
+            if poll(128):
+                last_work = now = clock()
+                if now >= deadline:
+                    break
+            elif spin_s and clock() - last_work < spin_s:
+                os.sched_yield()  # as an idle reactor does for idle_spin_us
+            else:
                 sleeper.poll(1.0)
-            elif time.perf_counter() >= deadline:
-                break
         wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu0
         count = state["done"]
         state["running"] = False
@@ -150,22 +158,41 @@ def main() -> int:
         choices=("io_uring", "threads"),
         help="engine backend to run (repeatable; default: every one that works here)",
     )
+    parser.add_argument(
+        "--spin-us",
+        type=float,
+        default=0.0,
+        help="after the last completion, yield this long before sleeping on wake_fd "
+        "(a reactor's idle_spin_us, 50 by default); 0: sleep at once",
+    )
     parser.add_argument("--no-fio", action="store_true")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every row this many times, interleaved, and report the median (other "
+        "tenants of the machine move single runs by tens of percent)",
+    )
     args = parser.parse_args()
 
     backends = args.backend or list(available_backends())
     path = args.file or make_file(args.dir, args.size_mib)
     size_mib = os.stat(path).st_size >> 20 if args.file is None else None
+    load_before = os.getloadavg()[0]
+    runs: dict[str, list[Result]] = {}
     try:
-        results: list[Result] = []
-        if not args.no_fio:
-            for ioengine in ("io_uring", "libaio"):
-                results.append(run_fio(path, ioengine, args.depth, args.io_size, args.seconds))
-        for backend in backends:
-            if backend not in available_backends():
-                results.append(Result(f"spdkpy AioEngine {backend}", 0, 0, "unavailable here"))
-                continue
-            results.append(run_engine(path, backend, args.depth, args.io_size, args.seconds))
+        for _ in range(args.rounds):
+            if not args.no_fio:
+                for ioengine in ("io_uring", "libaio"):
+                    r = run_fio(path, ioengine, args.depth, args.io_size, args.seconds)
+                    runs.setdefault(r.name, []).append(r)
+            for backend in backends:
+                if backend not in available_backends():
+                    r = Result(f"spdkpy AioEngine {backend}", 0, 0, "unavailable here")
+                else:
+                    spin_s = args.spin_us / 1e6
+                    r = run_engine(path, backend, args.depth, args.io_size, args.seconds, spin_s)
+                runs.setdefault(r.name, []).append(r)
     finally:
         if args.file is None:
             Path(path).unlink()
@@ -173,17 +200,26 @@ def main() -> int:
     where = f"{path}" + (f" ({size_mib} MiB, deleted)" if size_mib is not None else "")
     print(
         f"{args.io_size} B random reads, O_DIRECT, QD {args.depth}, {args.seconds:g} s per row, "
-        f"{where}, {os.cpu_count()} CPUs"
+        f"{args.rounds} round(s), {where}, {os.cpu_count()} CPUs, "
+        f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}"
     )
-    best_fio = max((r.iops for r in results if r.name.startswith("fio")), default=0.0)
-    print(f"{'':28} {'IOPS':>10} {'cores':>6} {'IOPS/core':>10} {'vs best fio':>11}")
-    for r in results:
+    medians = {
+        name: sorted(rs, key=lambda r: r.iops)[(len(rs) - 1) // 2] for name, rs in runs.items()
+    }
+    best_fio = max((r.iops for n, r in medians.items() if n.startswith("fio")), default=0.0)
+    print(
+        f"{'':28} {'IOPS':>10} {'cores':>6} {'IOPS/core':>10} {'vs best fio':>11}  "
+        f"{'IOPS range' if args.rounds > 1 else ''}"
+    )
+    for name, r in medians.items():
         if not r.iops:
-            print(f"{r.name:28} {'-':>10} {'-':>6} {'-':>10} {'-':>11}  {r.note}")
+            print(f"{name:28} {'-':>10} {'-':>6} {'-':>10} {'-':>11}  {r.note}")
             continue
         per_core = f"{r.iops / r.cores:10,.0f}" if r.cores else f"{'-':>10}"
         versus = f"{r.iops / best_fio:10.2f}x" if best_fio else f"{'-':>11}"
-        print(f"{r.name:28} {r.iops:10,.0f} {r.cores:6.2f} {per_core} {versus}  {r.note}")
+        iops = [x.iops for x in runs[name]]
+        spread = f"{min(iops):,.0f}-{max(iops):,.0f}" if len(iops) > 1 else ""
+        print(f"{name:28} {r.iops:10,.0f} {r.cores:6.2f} {per_core} {versus}  {spread} {r.note}")
     return 0
 
 

@@ -275,6 +275,8 @@ def test_unusable_arguments_are_input_errors(
         engine.submit_read(0, b"immutable", "a")
     with pytest.raises(InputError, match="at least one buffer"):
         engine.submit_read(0, [], "b")
+    with pytest.raises(InputError, match="contiguous"):
+        engine.submit_read(0, memoryview(bytearray(64))[::2], "s")
     with pytest.raises(InputError, match="must not be empty"):
         engine.submit_write(0, b"", "c")
     with pytest.raises(InputError, match="offset must be >= 0"):

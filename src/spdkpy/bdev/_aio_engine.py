@@ -692,9 +692,9 @@ def _views(kind: int, buffers: Any) -> list[memoryview]:
     views: list[memoryview] = []
     for item in items:
         view = item if type(item) is memoryview else memoryview(item)
+        if not view.c_contiguous:
+            raise InputError("I/O buffers must be contiguous")
         if view.format != "B" or view.ndim != 1:
-            if not view.c_contiguous:
-                raise InputError("I/O buffers must be contiguous")
             view = view.cast("B")
         if not view.nbytes:
             raise InputError("I/O buffers must not be empty")
