@@ -537,3 +537,42 @@ def test_a_sleeping_reactor_is_woken_by_the_engine(tmp_path: Path, backend: str)
     host.join()
     assert seen == [("write", BS), ("flush", 0), ("read", BS)]
     assert bytes(back) == bytes(data)
+
+
+def test_hand_back_channel_loses_no_wakeup_under_racing_producers() -> None:
+    """Four OS threads hand back ops while the consumer takes small batches and sleeps on the
+    eventfd whenever it finds nothing: every op arrives once, and the fd never stays quiet while
+    ops wait (on free-threaded CPython too, where nothing here holds a GIL)."""
+    producers, per_producer = 4, 3000
+    done = aio_engine._Completions(producers * per_producer, "test")
+    sleeper = select.epoll()
+    sleeper.register(done.fd, select.EPOLLIN)
+
+    def produce(base: int) -> None:
+        for i in range(per_producer):
+            done.put(aio_engine._Op(aio_engine._READ, base + i, 0, []))
+
+    threads = [threading.Thread(target=produce, args=(p * per_producer,)) for p in range(producers)]
+    for t in threads:
+        t.start()
+    seen: list[int] = []
+    try:
+        while len(seen) < producers * per_producer:
+            ops = done.take(7)
+            seen.extend(op.cookie for op in ops)
+            if not ops and len(seen) < producers * per_producer and not sleeper.poll(10.0):
+                pytest.fail(f"eventfd quiet with {len(done.ring)} ops waiting")
+    finally:
+        for t in threads:
+            t.join()
+        sleeper.close()
+    assert sorted(seen) == list(range(producers * per_producer))
+    assert done.take(7) == []
+    assert sleeper_is_quiet(done.fd)
+    done.close()
+
+
+def sleeper_is_quiet(fd: int) -> bool:
+    with select.epoll() as watcher:
+        watcher.register(fd, select.EPOLLIN)
+        return watcher.poll(0) == []
