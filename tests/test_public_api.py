@@ -192,6 +192,7 @@ PUBLIC_API: dict[str, list[str]] = {
         "set_bdev_opts",
     ],
     "spdkpy.errors": [
+        "AlignmentError",
         "BdevError",
         "ConfigError",
         "EventPoolExhaustedError",

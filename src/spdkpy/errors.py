@@ -21,6 +21,7 @@ import errno as _errno
 from collections.abc import Iterable
 
 __all__ = [
+    "AlignmentError",
     "BdevError",
     "ConfigError",
     "EventPoolExhaustedError",
@@ -90,6 +91,12 @@ class SockImplNotFoundError(InputError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"Cannot find {name} sock implementation")
+
+
+class AlignmentError(InputError):
+    """An I/O breaks the alignment direct I/O (``O_DIRECT``) needs: its offset, a buffer's length
+    or a buffer's address is not a multiple of the required alignment. The message says which
+    and the alignment; buffers from ``alloc_aligned`` are page-aligned."""
 
 
 class NotSupportedError(SpdkpyError):
