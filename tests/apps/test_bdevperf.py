@@ -420,3 +420,49 @@ def test_reset_workload_resets_and_keeps_verifying(tmp_path: Path) -> None:
     assert rows["Malloc0"][0]["iops"] > 0
     assert "workload: reset" in jobs[0]
     assert "ended in about" not in proc.stdout  # aborted I/O during a reset is no failure
+
+
+_REMOVING = r"""
+import sys
+from spdkpy import bdev as B
+from spdkpy.apps import cli
+from spdkpy.thread import POLLER_BUSY, get_thread
+
+
+class Remover(B.BdevModule):
+    '''Test-only module: 300 ms after init, delete Malloc0 (a hot remove under load).'''
+
+    name = "test_remover"
+
+    def module_init(self):
+        self.pollers = [get_thread().register_poller(self.remove, period_us=300_000)]
+        return 0
+
+    def remove(self):
+        self.pollers.pop().unregister()
+        B.delete_malloc_disk("Malloc0", lambda rc: print("deleted", rc, file=sys.stderr))
+        return POLLER_BUSY
+
+    def fini_start(self):
+        for poller in self.pollers:
+            poller.unregister()
+
+
+B.bdev_module_register(Remover())
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_hot_remove_drains_the_job(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _REMOVING, "bdevperf", "-m", ONE_CORE, "-c",
+         _config(tmp_path, null=False), "-q", "16", "-o", "4096", "-w", "randwrite", "-t", "60"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    _no_traceback(proc.stderr)
+    assert "deleted 0" in proc.stderr  # the removal finished: every descriptor was closed
+    rows, _, _ = _table(proc.stdout)
+    assert rows["Malloc0"][0]["iops"] > 0
+    assert rows["Malloc0"][0]["fail"] == 0
+    assert rows["Malloc0"][0]["runtime"] < 30  # drained on the event, not at -t
