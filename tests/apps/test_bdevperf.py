@@ -237,6 +237,30 @@ def test_each_workload_runs(cli, tmp_path: Path, workload: list[str]) -> None:
         assert f"percentage: {workload[2]}," in jobs[0]
 
 
+def test_out_of_requests_waits_and_retries(cli, tmp_path: Path) -> None:
+    """A 64-request pool for 2 x 64 tasks: submits return NOMEM and wait (queue_io_wait)."""
+    path = tmp_path / "small.json"
+    entries = [
+        {"method": "bdev_set_options", "params": {"bdev_io_pool_size": 64, "bdev_io_cache_size": 8}}
+    ]
+    for name in ("Malloc0", "Malloc1"):
+        params = {"name": name, "num_blocks": 4096, "block_size": 512}
+        entries.append({"method": "bdev_malloc_create", "params": params})
+    path.write_text(json.dumps({"subsystems": [{"subsystem": "bdev", "config": entries}]}))
+    rc, out, err = cli.run(
+        "bdevperf", "-m", ONE_CORE, "-c", str(path), "-q", "64", "-o", "4096", "-w", "verify",
+        "-t", "1", "-E",
+    )  # fmt: skip
+    assert rc == 0, err
+    _no_traceback(err)
+    assert "mismatch" not in out
+    rows, _, _ = _table(out)
+    assert set(rows) == {"Malloc0", "Malloc1"}
+    for name in rows:
+        assert rows[name][0]["iops"] > 0
+        assert rows[name][0]["fail"] == 0
+
+
 def test_show_period_prints_the_table_while_running(cli, tmp_path: Path) -> None:
     rc, out, err = cli.run(
         "bdevperf", "-m", ONE_CORE, "-c", _config(tmp_path, null=False), "-q", "4",

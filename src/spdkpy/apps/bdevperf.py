@@ -872,7 +872,6 @@ class _Job:
         # ---- verify: write the pattern, read it back, compare every byte
 
         def submit_verify(task: _Task) -> None:
-            nonlocal offset_in_ios
             slot = next_sequential()
             while outstanding[slot]:
                 slot = next_sequential()
