@@ -408,7 +408,7 @@ def test_corrupted_memory_fails_verify(tmp_path: Path) -> None:
     _no_traceback(proc.stderr)
     mismatches = re.findall(
         r"^Buffer mismatch! Target: Malloc0 Disk Offset: (\d+) \(first difference in block "
-        r"(\d+), byte (\d+): wrote 0x[0-9a-f]{2}, read 0xee\)$",
+        r"(\d+), byte (\d+): expected 0x[0-9a-f]{2}, read 0xee\)$",
         proc.stdout,
         re.M,
     )

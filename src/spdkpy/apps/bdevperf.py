@@ -578,7 +578,6 @@ class _Job:
         self.stats = JobStats()
         self.run_time_us = 0
         self.mismatches = 0
-        self.resets = 0
         self.ema_iops = 0.0
         self.prev_completed = 0
         self.started = False  # app thread: start sent
@@ -684,7 +683,6 @@ class _Job:
                 buf[:] = pattern
             tasks.append(_Task(buf, alloc_io_buffer(buf_size, align) if verify else None))
         reset_task = tasks.pop() if resetting else None
-        idle: list[_Task] = []
 
         completed = 0
         failed = 0
@@ -734,7 +732,7 @@ class _Job:
                 job_empty()
 
         def end_task(task: _Task) -> None:
-            idle.append(task)
+            """``task`` is done and will not be resubmitted (``bdevperf_end_task``)."""
             if draining and qd == 0 and not reset_inflight:
                 job_empty()
 
@@ -950,7 +948,7 @@ class _Job:
             _out(
                 f"Buffer mismatch! Target: {name} Disk Offset: {task.offset_blocks} "
                 f"(first difference in block {task.offset_blocks + at // block_size}, byte "
-                f"{at % block_size}: wrote 0x{expected[at]:02x}, read 0x{got[at]:02x})"
+                f"{at % block_size}: expected 0x{expected[at]:02x}, read 0x{got[at]:02x})"
             )
 
         # ---- reset every RESET_PERIOD_US (the reset workload)
@@ -978,7 +976,6 @@ class _Job:
             nonlocal reset_inflight, reset_timer
             reset_inflight = False
             io.free()
-            self.resets += 1
             if not success:
                 _out(f"Reset blockdev={name} failed")
                 drain()
