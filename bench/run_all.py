@@ -46,6 +46,14 @@ TGT_MASK = "0x3"
 STARTUP_SECONDS = 1.0
 STOP_GRACE_SECONDS = 10.0
 
+BDEVPERF_DEPTH = 32
+BDEVPERF_IO_SIZE = 4096
+BDEVPERF_MALLOC = {"name": "Malloc0", "num_blocks": 65536, "block_size": 4096}  # 256 MiB
+SPDK_C_BDEVPERF = 1_760_000
+"""SPDK's C bdevperf, malloc 4 KiB randread QD32 on 1 core, as given by issue 6 (not measured)."""
+BDEVPERF_GOAL = 200_000
+"""IOPS that ``spdkpy bdevperf`` should reach on that workload (issue 6: >= 11 % of SPDK's C)."""
+
 BENCHMARKS = (
     "reactor",
     "event",
@@ -58,6 +66,7 @@ BENCHMARKS = (
     "rpc",
     "echo",
     "echo-idle",
+    "bdevperf",
 )
 MSG_LATENCY = Path(__file__).with_name("msg_latency.py")
 SPEEDUP_GOAL = 1.7
@@ -159,7 +168,7 @@ def run_anchor(args: list[str], timeout: float) -> dict[str, dict[str, Any]]:
 
 
 def _search(pattern: str, done: Finished, what: str) -> re.Match[str]:
-    match = re.search(pattern, done.stdout)
+    match = re.search(pattern, done.stdout, re.M)
     if match is None:
         raise BenchError(f"no {what!r} line in the output of {' '.join(done.cmd)}\n{done.tail()}")
     return match
@@ -526,6 +535,57 @@ def bench_speedup(s: Settings) -> list[Row]:
             f"{two['work_per_s']:,} items/s",
             f"{x:.2f}x",
             "" if two["gil"] else verdict(x >= SPEEDUP_GOAL),
+def bench_bdevperf(s: Settings) -> list[Row]:
+    name = "bdevperf"
+    q, o, t = BDEVPERF_DEPTH, BDEVPERF_IO_SIZE, s.seconds
+    core = hex(1 << min(os.sched_getaffinity(0)))
+    what = f"spdkpy malloc randread -q {q} -o {o} -t {t:g} -m {core}"
+    config = {
+        "subsystems": [
+            {
+                "subsystem": "bdev",
+                "config": [
+                    {"method": "bdev_malloc_create", "params": BDEVPERF_MALLOC},
+                    {"method": "bdev_wait_for_examine"},
+                ],
+            }
+        ]
+    }
+    with tempfile.TemporaryDirectory(prefix="spdkpy-bench-") as tmp:
+        path = Path(tmp) / "bdev.json"
+        path.write_text(json.dumps(config))
+        cmd = [*s.spdkpy, "bdevperf", "-c", str(path), "-q", str(q), "-o", str(o)]
+        cmd += ["-w", "randread", "-t", f"{max(1, round(t))}", "-m", core]
+        try:
+            done = run_ok(cmd, _perf_timeout(t))
+            # text mode reads the table's "\r" line starts as line breaks
+            total = _search(
+                r"^ Total +: +([\d.]+) +([\d.]+) +[\d.]+ +[\d.]+ +([\d.]+) ", done, "Total"
+            )
+            tail = done.stdout.partition("Latency percentiles(us)")[2]
+            pct = re.search(r"^ Total +: +([\d.]+) +([\d.]+) +([\d.]+)\s*$", tail, re.M)
+            if pct is None:
+                raise BenchError(f"no latency percentiles in the output\n{done.tail()}")
+        except BenchError as exc:
+            return [_error_row(name, what, exc)]
+    iops, mibps, avg = float(total.group(1)), float(total.group(2)), float(total.group(3))
+    p50, p99, p999 = (float(pct.group(i)) for i in (1, 2, 3))
+    return [
+        Row(name, what, f"{iops:,.0f} IOPS"),
+        Row(name, "  MiB/s, average latency", f"{mibps:,.1f} MiB/s, {avg:.1f} us"),
+        Row(name, "  p50 / p99 / p99.9 latency", f"{p50:.1f} / {p99:.1f} / {p999:.1f} us"),
+        Row(
+            name,
+            f"goal {BDEVPERF_GOAL:,} IOPS",
+            f"{BDEVPERF_GOAL:,} IOPS",
+            ratio(iops, BDEVPERF_GOAL),
+            verdict(iops >= BDEVPERF_GOAL),
+        ),
+        Row(
+            name,
+            "SPDK C bdevperf (given, ~)",
+            f"{SPDK_C_BDEVPERF:,} IOPS",
+            ratio(iops, SPDK_C_BDEVPERF),
         ),
     ]
 
@@ -546,6 +606,7 @@ RUNNERS: dict[str, Callable[[Settings], list[Row]]] = {
     "rpc": bench_rpc,
     "echo": bench_echo,
     "echo-idle": bench_echo_idle,
+    "bdevperf": bench_bdevperf,
 }
 
 

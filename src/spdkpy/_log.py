@@ -48,6 +48,7 @@ LOG_FLAGS: Final[tuple[str, ...]] = (
     "bdev_malloc",
     "bdev_null",
     "hello_bdev",
+    "bdevperf",
 )
 """The log flags this build knows (SPDK: ``SPDK_LOG_REGISTER_COMPONENT``)."""
 

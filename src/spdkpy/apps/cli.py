@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from spdkpy._version import SPDK_VERSION_STRING
 from spdkpy.app import AppArgumentParser
-from spdkpy.apps import hello_bdev, hello_sock, perf, poll_groups, tgt, top
+from spdkpy.apps import bdevperf, hello_bdev, hello_sock, perf, poll_groups, tgt, top
 from spdkpy.errors import SpdkpyError
 
 __all__ = ["main"]
@@ -35,6 +35,7 @@ def build_parser() -> AppArgumentParser:
     top.add_parser(commands)
     hello_sock.add_parser(commands)
     hello_bdev.add_parser(commands)
+    bdevperf.add_parser(commands)
     return parser
 
 
