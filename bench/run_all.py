@@ -535,6 +535,14 @@ def bench_speedup(s: Settings) -> list[Row]:
             f"{two['work_per_s']:,} items/s",
             f"{x:.2f}x",
             "" if two["gil"] else verdict(x >= SPEEDUP_GOAL),
+        ),
+    ]
+
+
+def bench_idle_interrupt(s: Settings) -> list[Row]:
+    return _cpu_of_tgt(s, "idle cost, --interrupt-mode", ["--interrupt-mode"])
+
+
 def bench_bdevperf(s: Settings) -> list[Row]:
     name = "bdevperf"
     q, o, t = BDEVPERF_DEPTH, BDEVPERF_IO_SIZE, s.seconds
@@ -588,10 +596,6 @@ def bench_bdevperf(s: Settings) -> list[Row]:
             ratio(iops, SPDK_C_BDEVPERF),
         ),
     ]
-
-
-def bench_idle_interrupt(s: Settings) -> list[Row]:
-    return _cpu_of_tgt(s, "idle cost, --interrupt-mode", ["--interrupt-mode"])
 
 
 RUNNERS: dict[str, Callable[[Settings], list[Row]]] = {

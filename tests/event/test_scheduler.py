@@ -223,6 +223,17 @@ DYNAMIC_CASES = [
         {3, 4},
     ),
     (
+        # A saturated core measures every thread on it at 100%; after shedding two threads its
+        # ticks look light, but threads 3 and 4 still want a core each. SPDK leaves them
+        # together; spdkpy counts their loads (at_limit) and moves one on.
+        "saturated-core-sheds-until-its-threads-fit",
+        cores(4, core(0, T(1, 100), T(2, 100), T(3, 100), T(4, 100))),
+        0,
+        DynamicOptions(),
+        {1: 1, 2: 2, 3: 3},
+        set(),
+    ),
+    (
         # The case as reported in spdk/spdk#2070: the threads were created with cpumask 0x1.
         "spdk-2070-cpumask-0x1-keeps-them",
         cores(

@@ -21,10 +21,12 @@ holds no thread, and whose reactor really hosts none, is put in interrupt mode.
 Out of scope: the governor. SPDK's dynamic scheduler also steps CPU frequencies; spdkpy ships no
 governor, and SPDK's dynamic scheduler tolerates its absence, so no frequency decision is made.
 
-One deviation from SPDK (spdk/spdk#2070): ``fits`` also requires the destination's busy% plus the
-thread's *load* to stay below ``core_limit``. SPDK checks only the thread's busy ticks, which
-understate what a thread sharing a saturated core wants; three 100%-loaded threads on one core then
-spread over three cores in one round, not two of them piled onto the first idle core.
+One deviation from SPDK (spdk/spdk#2070), in two halves. SPDK's estimates move a thread's busy
+*ticks*, which understate what a thread sharing a saturated core wants. So ``fits`` also requires
+the destination's busy% plus the thread's *load* (its busy% of its own time) to stay below
+``core_limit``, and ``at_limit`` is also true for a core whose remaining threads' loads add up to
+``core_limit`` or more. Busy threads then spread over idle cores in one round instead of piling
+onto the first idle core or staying two to a core.
 
 Beyond SPEC's text, two rules of SPEC §4.1 are enforced everywhere: a thread never moves onto or
 off an isolated core, and never onto a core outside its cpumask (so an idle thread whose cpumask
@@ -181,6 +183,8 @@ class _Estimate:
     idle: int
     count: int
     isolated: bool
+    demand: int = 0
+    """spdkpy's: the sum of the loads of the threads planned here (percent of a core)."""
 
     @property
     def pct(self) -> int:
@@ -193,7 +197,12 @@ class _Round:
     def __init__(self, cores: tuple[CoreInfo, ...], main_lcore: int, opts: DynamicOptions) -> None:
         self.opts = opts
         self.main = main_lcore
-        self.est = {c.lcore: _Estimate(c.busy, c.idle, len(c.threads), c.isolated) for c in cores}
+        self.est = {
+            c.lcore: _Estimate(
+                c.busy, c.idle, len(c.threads), c.isolated, sum(t.load for t in c.threads)
+            )
+            for c in cores
+        }
         # Ascending lcore order is SPDK's core order for both passes and for the search.
         self.order = sorted(self.est)
         self.lcore = {t.id: t.lcore for c in cores for t in c.threads}
@@ -218,12 +227,20 @@ class _Round:
             s.busy = total * self.opts.core_limit // 100
             s.idle = total - s.busy
         s.count -= 1
+        d.demand += t.load
+        s.demand -= t.load
         self.lcore[t.id] = dst
         self.words.append(f"thread {t.id} (load {t.load}%) -> core {dst}: {why}")
 
     def at_limit(self, lcore: int) -> bool:
         e = self.est[lcore]
-        return e.count > 1 and e.busy > 0 and e.pct >= self.opts.core_limit
+        if e.count <= 1:
+            return False
+        if e.busy > 0 and e.pct >= self.opts.core_limit:
+            return True
+        # Deviation (spdk/spdk#2070), the other half: the ticks left on a core that shed threads
+        # understate what the threads still there want; their loads say it.
+        return e.demand >= self.opts.core_limit
 
     def fits(self, t: ThreadInfo, dst: int) -> bool:
         if self.lcore[t.id] == dst:
