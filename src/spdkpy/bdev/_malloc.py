@@ -124,7 +124,10 @@ class MallocDisk(BdevFnTable):
         self.data_block_size = opts.block_size
         block_len = opts.block_size + (opts.md_size if opts.md_interleave else 0)
         size = opts.num_blocks * block_len
-        self._mem: mmap.mmap | None = mmap.mmap(-1, size)  # zeroed, page aligned, lazily backed
+        # Zeroed and page aligned. Backed at create, as SPDK's hugepage memory is: otherwise
+        # every block's first write pays a page fault on the data path (about 2x a warm copy).
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+        self._mem: mmap.mmap | None = mmap.mmap(-1, size, flags=flags)
         self.view = memoryview(self._mem)
         self.md = (
             memoryview(mmap.mmap(-1, opts.num_blocks * opts.md_size))
