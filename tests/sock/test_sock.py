@@ -398,6 +398,68 @@ def test_rotation_is_fair_beyond_32_ready_socks(listener: Sock) -> None:
         group.close()
 
 
+def _ready_socks(listener: Sock, count: int) -> tuple[list[Sock], list[Sock]]:
+    """``count`` connected pairs whose server ends each have one byte to read."""
+    clients = [connect(HOST, listener.getaddr().sport) for _ in range(count)]
+    servers = [_accept(listener) for _ in clients]
+    for c in clients:
+        c.writev([b"x"])
+    return clients, servers
+
+
+def test_poll_serves_at_most_max_events_in_turn(listener: Sock) -> None:
+    clients, servers = _ready_socks(listener, 10)
+    group = SockGroup()
+    served: list[int] = []
+    try:
+        for i, server in enumerate(servers):
+            group.add_sock(server, lambda g, s, i=i: served.append(i))  # never reads
+        time.sleep(0.1)
+        rounds = []
+        for _ in range(3):
+            served.clear()
+            assert group.poll(max_events=4) == 4
+            rounds.append(list(served))
+        # Three polls of 4 serve all 10 once before any twice.
+        assert len(set(rounds[0] + rounds[1])) == 8
+        assert set(rounds[0] + rounds[1] + rounds[2][:2]) == set(range(10))
+    finally:
+        for s in servers:
+            group.remove_sock(s)
+            s.close()
+        for c in clients:
+            c.close()
+        group.close()
+
+
+def test_callback_removing_another_ready_sock_skips_it(listener: Sock) -> None:
+    clients, servers = _ready_socks(listener, 2)
+    group = SockGroup()
+    called: list[Sock] = []
+
+    def cb(g: SockGroup, s: Sock) -> None:
+        called.append(s)
+        for other in servers:
+            if other is not s and other.group is g:
+                g.remove_sock(other)
+
+    try:
+        for server in servers:
+            group.add_sock(server, cb)
+        _until(lambda: group.poll())
+        assert len(called) == 1  # the other one was ready too, but left the group first
+        assert group.poll() == 1
+        assert called[1] is called[0]
+    finally:
+        for s in servers:
+            if s.group is not None:
+                group.remove_sock(s)
+            s.close()
+        for c in clients:
+            c.close()
+        group.close()
+
+
 # ------------------------------------------------------------------------------ RPC
 
 

@@ -62,7 +62,8 @@ __all__ = ["add_parser", "run"]
 
 log = logging.getLogger("spdkpy.hello_sock")
 
-RECV_CHUNK: Final = 64 * 1024
+RECV_CHUNK: Final = 256 * 1024
+"""Receive buffer of each worker: bulk streams move 256 KiB per read, as asyncio and uvloop do."""
 STDIN_CHUNK: Final = 64 * 1024
 CLOSE_DELAY_S: Final = 1.0
 _READ_ONLY: Final = (True, False)
@@ -194,18 +195,51 @@ def _print_counts(received: int, sent: int) -> None:
 class _Conn:
     """One echoed connection; touched only on its worker's thread."""
 
-    __slots__ = ("buf", "eof", "interest", "sock")
+    __slots__ = ("buf", "eof", "fast", "interest", "sock", "tls", "worker")
 
-    def __init__(self, sock: Sock) -> None:
+    def __init__(self, worker: _Worker, sock: Sock) -> None:
+        self.worker = worker
         self.sock = sock
         self.buf = EchoBuffer()
         self.eof = False
-        self.interest = (True, False)  # (readable, writable), as the group watches it
+        self.tls = sock.impl_name == "ssl"
+        self.interest = _READ_ONLY  # (readable, writable), as the group watches it
+        # Nothing waits to be echoed and the group watches for reading only: what arrives can
+        # be written straight back from the worker's receive buffer.
+        self.fast = True
+
+    def on_ready(self, group: SockGroup, sock: Sock) -> None:
+        """The group callback: read, echo what the socket takes, keep the rest."""
+        if self.fast:
+            worker = self.worker
+            rbuf = worker.rbuf
+            try:
+                got = sock.recv_into(rbuf)
+                if got:
+                    n = sock.writev((rbuf[:got],)) or 0
+                    buf = self.buf
+                    if n == got and not (self.tls and sock.unsent_bytes):
+                        buf.received += n
+                        buf.sent += n
+                        return
+                    buf.echoed_at_once(got, n, memoryview(bytes(rbuf[n:got])))
+                elif got is None:
+                    return
+                else:
+                    self.eof = True
+            except SockError as exc:
+                log.info("connection error: %s", exc)
+                worker.close(self)
+                return
+            worker.update(group, self)
+            return
+        self.worker.echo_pending(group, self)
 
 
 class _Worker:
     """One ``hello_sock_<core>`` thread and its group. Its fields are touched only on that
-    thread, except what the app thread sets before the thread exists."""
+    thread, except what the app thread sets before the thread exists, and :attr:`closed`,
+    which the accepting worker reads (a stale value only makes this worker look busier)."""
 
     def __init__(self, server: _Server, core: int) -> None:
         self.server = server
@@ -220,6 +254,11 @@ class _Worker:
         self.stopping = False
         self.received = 0
         self.sent = 0
+        self.closed = 0  # connections handed to this worker that it has closed
+        # The accepting worker only: its listener, and how many connections it handed to each
+        # worker (a worker's load is that minus what the worker has closed since).
+        self.listener: Sock | None = None
+        self.assigned: dict[_Worker, int] = {}
         self.thread = Thread(self.name, CpuSet([core]))
         self.thread.send_msg(self._start)
 
@@ -227,47 +266,83 @@ class _Worker:
         thread = get_thread()
         assert thread is not None
         self.group = SockGroup(self)
+        # The group's poll is the poller itself: its callback count is > 0 exactly when busy.
         self.poller = thread.register_poller(
-            self._poll, name="hello_sock_group_poll", wake_fd=self.group.fileno()
+            self.group.poll, name="hello_sock_group_poll", wake_fd=self.group.fileno()
         )
 
-    def _poll(self) -> int:
+    # ------------------------------------------------------------------ accepting
+
+    def listen_on(self, listener: Sock) -> None:
+        """(message) Accept ``listener``'s connections from this worker's group."""
         assert self.group is not None
-        return POLLER_BUSY if self.group.poll() else POLLER_IDLE
+        self.listener = listener
+        self.assigned = dict.fromkeys(self.server.workers, 0)
+        self.group.add_sock(listener, self._on_listener)
+
+    def _on_listener(self, group: SockGroup, listener: Sock) -> None:
+        while True:
+            try:
+                sock = listener.accept()
+            except SockError as exc:
+                log.error("accept failed: %s", exc)
+                return
+            if sock is None:
+                return
+            try:
+                addrs = sock.getaddr()
+            except SockError as exc:
+                log.error("%s", exc)
+                sock.close()
+                continue
+            notice(
+                log,
+                "Accepting a new connection from (%s, %d) to (%s, %d)",
+                addrs.caddr,
+                addrs.cport,
+                addrs.saddr,
+                addrs.sport,
+            )
+            assigned = self.assigned
+            worker = min(assigned, key=lambda w: (assigned[w] - w.closed, w.core))
+            assigned[worker] += 1
+            notice(log, "Connection (%s, %d) served by %s", addrs.caddr, addrs.cport, worker.name)
+            if worker is self:
+                self.adopt(sock)
+            else:
+                # The socket moves to the worker's thread inside the message; we never touch
+                # it again.
+                worker.thread.send_msg(worker.adopt, sock)
+
+    def stop_listening(self) -> None:
+        """(message, from the app thread) Close the listener, then stop every worker. The
+        stops are sent from here, behind every connection this worker has handed out."""
+        listener = self.listener
+        if listener is not None:
+            self.listener = None
+            assert self.group is not None
+            self.group.remove_sock(listener)
+            listener.close()
+        for worker in self.server.workers:
+            worker.thread.send_msg(worker.stop)
+
+    # ------------------------------------------------------------------ connections
 
     def adopt(self, sock: Sock) -> None:
-        """(message) A connection accepted on the app thread is ours from now on."""
+        """A connection accepted by the listening worker is ours from now on (a message,
+        unless this worker accepted it)."""
         if self.stopping or self.group is None:
             sock.close()
-            self.server.app_thread.send_msg(self.server.conn_closed, self)
+            self.closed += 1
             return
-        self.conns[sock] = _Conn(sock)
-        self.group.add_sock(sock, self._on_ready)
+        conn = _Conn(self, sock)
+        self.conns[sock] = conn
+        self.group.add_sock(sock, conn.on_ready)
 
-    def _on_ready(self, group: SockGroup, sock: Sock) -> None:
-        conn = self.conns[sock]
+    def echo_pending(self, group: SockGroup, conn: _Conn) -> None:
+        """The slow path: bytes wait to be echoed, or the peer has stopped sending."""
+        sock = conn.sock
         buf = conn.buf
-        if not buf.pending and not conn.eof and conn.interest == _READ_ONLY:
-            # The common case: nothing waits to be echoed, so echo what arrives straight back.
-            try:
-                rbuf = self.rbuf
-                got = sock.recv_into(rbuf)
-                if got:
-                    n = sock.writev((rbuf[:got],)) or 0
-                    if n == got and not sock.unsent_bytes:
-                        buf.echoed_at_once(n, n, None)
-                        return
-                    buf.echoed_at_once(got, n, memoryview(bytes(rbuf[n:got])))
-                elif got is None:
-                    return
-                else:
-                    conn.eof = True
-            except SockError as exc:
-                log.info("connection error: %s", exc)
-                self._close(conn)
-                return
-            self._update(group, conn)
-            return
         try:
             budget = buf.read_budget()
             if budget and not conn.eof:
@@ -288,28 +363,29 @@ class _Worker:
                 unsent = sock.unsent_bytes
         except SockError as exc:
             log.info("connection error: %s", exc)
-            self._close(conn)
+            self.close(conn)
             return
         if conn.eof and not buf.pending and not unsent:
-            self._close(conn)
+            self.close(conn)
             return
-        self._update(group, conn, unsent)
+        self.update(group, conn, unsent)
 
-    def _update(self, group: SockGroup, conn: _Conn, unsent: int | None = None) -> None:
+    def update(self, group: SockGroup, conn: _Conn, unsent: int | None = None) -> None:
         """Close a finished connection, or watch it for what it needs next."""
         buf = conn.buf
         sock = conn.sock
         if unsent is None:
             unsent = sock.unsent_bytes
         if conn.eof and not buf.pending and not unsent:
-            self._close(conn)
+            self.close(conn)
             return
         interest = (not conn.eof and buf.read_budget() > 0, buf.pending > 0 or unsent > 0)
         if interest != conn.interest:
             conn.interest = interest
             group.set_interest(sock, readable=interest[0], writable=interest[1])
+        conn.fast = interest == _READ_ONLY and not buf.pending and not conn.eof
 
-    def _close(self, conn: _Conn) -> None:
+    def close(self, conn: _Conn) -> None:
         notice(log, "Connection closed")
         assert self.group is not None
         self.group.remove_sock(conn.sock)
@@ -317,7 +393,7 @@ class _Worker:
         del self.conns[conn.sock]
         self.received += conn.buf.received
         self.sent += conn.buf.sent
-        self.server.app_thread.send_msg(self.server.conn_closed, self)
+        self.closed += 1
 
     def stop(self) -> None:
         """(message) Close every connection and the group, then exit the thread."""
@@ -347,11 +423,7 @@ class _Server:
         self.args = args
         self.impl = impl
         self.opts = opts
-        self.group: SockGroup | None = None
-        self.listener: Sock | None = None
-        self.poller: Poller | None = None
         self.workers: list[_Worker] = []
-        self.load: dict[_Worker, int] = {}
         self.done = 0
         self.quitting = False
 
@@ -372,75 +444,28 @@ class _Server:
             log.error("%s", exc)
             self.app.stop(1)
             return
-        self.listener = listener
-        self.group = SockGroup(self)
-        self.group.add_sock(listener, self._on_listener)
         port = listener.getaddr().sport
+        for core in self.app.core_mask:
+            self.workers.append(_Worker(self, core))
+        # The first core's worker accepts: the app thread keeps no poller, so the main reactor
+        # polls one group per iteration, as SPDK's example does. Connections that arrive before
+        # the worker's first poll wait in the listen backlog.
+        acceptor = self.workers[0]
+        acceptor.thread.send_msg(acceptor.listen_on, listener)
         notice(log, "Listening connection on %s:%d with sock_impl(%s)", args.host, port, self.impl)
         if self.opts.impl_opts is not None and self.impl == "ssl":
             notice(log, "TLS: %s", describe(self.opts.impl_opts, server=True))
-        self.poller = self.app_thread.register_poller(
-            self._poll, name="hello_sock_group_poll", wake_fd=self.group.fileno()
-        )
-        for core in self.app.core_mask:
-            worker = _Worker(self, core)
-            self.workers.append(worker)
-            self.load[worker] = 0
-
-    def _poll(self) -> int:
-        assert self.group is not None
-        return POLLER_BUSY if self.group.poll() else POLLER_IDLE
-
-    def _on_listener(self, group: SockGroup, listener: Sock) -> None:
-        while not self.quitting:
-            try:
-                sock = listener.accept()
-            except SockError as exc:
-                log.error("accept failed: %s", exc)
-                return
-            if sock is None:
-                return
-            try:
-                addrs = sock.getaddr()
-            except SockError as exc:
-                log.error("%s", exc)
-                sock.close()
-                continue
-            notice(
-                log,
-                "Accepting a new connection from (%s, %d) to (%s, %d)",
-                addrs.caddr,
-                addrs.cport,
-                addrs.saddr,
-                addrs.sport,
-            )
-            worker = min(self.workers, key=lambda w: (self.load[w], w.core))
-            self.load[worker] += 1
-            notice(log, "Connection (%s, %d) served by %s", addrs.caddr, addrs.cport, worker.name)
-            # The socket moves to the worker's thread inside the message; we never touch it again.
-            worker.thread.send_msg(worker.adopt, sock)
-
-    def conn_closed(self, worker: _Worker) -> None:
-        self.load[worker] -= 1
 
     def _quit(self) -> None:
         """(app thread; the shutdown callback) Stop accepting, then stop every worker."""
         if self.quitting:
             return
         self.quitting = True
-        if self.poller is not None:
-            self.poller.unregister()
-            self.poller = None
-        if self.group is not None:
-            if self.listener is not None:
-                self.group.remove_sock(self.listener)
-                self.listener.close()
-            self.group.close()
         if not self.workers:
             self.app.stop(0)
             return
-        for worker in self.workers:
-            worker.thread.send_msg(worker.stop)
+        acceptor = self.workers[0]
+        acceptor.thread.send_msg(acceptor.stop_listening)
 
     def worker_done(self, worker: _Worker) -> None:
         self.done += 1

@@ -1,12 +1,16 @@
 """Socket groups (SPDK's ``spdk_sock_group``, SPEC §8.3): one epoll set polled from a period-0
 poller.
 
-Theory of operation. :meth:`SockGroup.poll` first flushes every socket's queued asynchronous
-writes, then asks epoll (timeout 0) for at most 32 ready sockets and appends the new ones to an
-ordered "ready" list. It calls the callbacks of at most 32 sockets from the head of that list,
-removing each one it calls. Sockets it did not reach stay at the head for the next poll, and
-epoll (level-triggered) reports a socket that still has data again, which appends it at the tail:
-so with more than 32 ready sockets every one is served within a bounded number of polls, in turn.
+Theory of operation. :meth:`SockGroup.poll` first flushes the sockets that have queued
+asynchronous writes, then asks epoll (timeout 0) for at most 32 ready sockets. In the common
+case, where no socket is left over from an earlier poll and no more are ready than the poll may
+serve, it calls their callbacks straight from epoll's answer: level-triggered epoll itself moves
+a socket it has reported behind the others, so the next poll starts with those not reported.
+Otherwise the ready sockets are appended to an ordered "ready" list and the callbacks of at most
+``max_events`` sockets are called from its head, removing each one called; those not reached
+stay at the head for the next poll, and epoll reports a socket that still has data again, which
+appends it at the tail. Either way, with more ready sockets than one poll serves, every one is
+served within a bounded number of polls, in turn.
 
 Sleeping (deviation 3). The group's epoll fd is itself readable whenever a socket in it is
 ready. Register the group's period-0 poller with ``wake_fd=group.fileno()``
@@ -161,20 +165,52 @@ class SockGroup:
         A callback may remove its socket and close it (the close then completes once the
         callback returns), or add and remove other sockets.
         """
-        self._check_open()
-        pending = self._flush_pending
-        if pending:
-            for sock in list(pending):
-                sock.flush()
-                if not sock.queued_iovcnt:
-                    pending.discard(sock)
-        if not self._socks:
-            return 0
-        ready = self._ready
+        if self.closed:
+            raise SockError(errno.EBADF, "sock group is closed")
+        if self._flush_pending:
+            self._flush()
         socks = self._socks
+        if not socks:
+            return 0
+        if self._tls:
+            return self._poll_tls(max_events)
+        events = self._epoll.poll(0, MAX_EVENTS_PER_POLL)
+        if self._ready or len(events) > max_events:
+            return self._serve_rotated(events, max_events)
+        # The common case: nothing left over from an earlier poll and no more ready sockets
+        # than callbacks allowed, so every one is served now, in epoll's order (level-triggered
+        # epoll itself moves a reported socket behind the others). No list to keep.
+        count = 0
+        for fd, _ in events:
+            sock = socks.get(fd)
+            if sock is None:
+                continue  # removed by an earlier callback of this pass
+            cb = sock.group_cb
+            if cb is None:
+                continue
+            count += 1
+            sock._in_cb = True
+            try:
+                cb(self, sock)
+            finally:
+                sock._in_cb = False
+                if sock._close_pending:
+                    sock._close_pending = False
+                    sock._teardown()
+        return count
+
+    def _flush(self) -> None:
+        pending = self._flush_pending
+        for sock in list(pending):
+            sock.flush()
+            if not sock.queued_iovcnt:
+                pending.discard(sock)
+
+    def _poll_tls(self, max_events: int) -> int:
+        self._service_tls()
         tls_socks = self._tls
-        if tls_socks:
-            self._service_tls()
+        socks = self._socks
+        ready = self._ready
         for fd, events in self._epoll.poll(0, MAX_EVENTS_PER_POLL):
             found = socks.get(fd)
             if found is not None and found not in ready:
@@ -185,6 +221,24 @@ class SockGroup:
                 ):
                     continue
                 ready[found] = None
+        count = self._serve_ready(max_events)
+        if self._tls:
+            self._arm_tls()
+        return count
+
+    def _serve_rotated(self, events: list[tuple[int, int]], max_events: int) -> int:
+        socks = self._socks
+        ready = self._ready
+        for fd, _ in events:
+            found = socks.get(fd)
+            if found is not None and found not in ready:
+                ready[found] = None
+        return self._serve_ready(max_events)
+
+    def _serve_ready(self, max_events: int) -> int:
+        """Call the callbacks of at most ``max_events`` sockets from the head of the ready
+        list; the rest stay at its head for the next poll."""
+        ready = self._ready
         count = 0
         while ready and count < max_events:
             sock = next(iter(ready))
@@ -201,8 +255,6 @@ class SockGroup:
                 if sock._close_pending:
                     sock._close_pending = False
                     sock._teardown()
-        if tls_socks:
-            self._arm_tls()
         return count
 
     def _service_tls(self) -> None:

@@ -239,8 +239,9 @@ class Sock:
 
     def recv_into(self, buffer: bytearray | memoryview) -> int | None:
         """Read into ``buffer``; the count, 0 at end of stream, ``None`` if nothing is there."""
-        self._check_open()
-        if self._tls is not None:
+        if self._tls is not None or self.closed:
+            self._check_open()
+            assert self._tls is not None
             return self._tls.recv_into(buffer)
         try:
             return self._sock.recv_into(buffer)
@@ -256,20 +257,21 @@ class Sock:
         could be written, or when earlier :meth:`writev_async` requests still wait (they are
         flushed first, so ordering holds). At most 1024 buffers go in one call.
         """
-        self._check_open()
+        if self.closed:
+            raise SockError(errno.EBADF, "socket is closed")
         if self._queue:
             self.flush()
             if self._queue:
                 return None
-        if not buffers:
-            return 0
         if self._tls is not None:
-            return self._tls.write(buffers)
+            return self._tls.write(buffers) if buffers else 0
         try:
             # One buffer (the common echo and PDU case) goes through send(): sendmsg's message
             # header costs more than the whole call on small writes.
             if len(buffers) == 1:
                 sent = self._sock.send(buffers[0])
+            elif not buffers:
+                return 0
             else:
                 sent = self._sock.sendmsg(buffers[:_MAX_IOV])
         except (BlockingIOError, InterruptedError):
