@@ -272,6 +272,36 @@ def test_ssl_wrong_ca_fails_cleanly(cli, cert_files: tuple[str, str, str]) -> No
     _stop(server)
 
 
+PSK = ("-E", "1234567890abcdef1234567890abcdef", "-I", "psk.spdk.io")
+
+
+@pytest.mark.skipif(not PSK_SUPPORTED, reason="TLS PSK needs Python 3.13+")
+def test_ssl_round_trip_with_psk(cli) -> None:
+    """SPDK's ``-N ssl -E key -I identity``: no certificate on either side."""
+    server, port = _server(cli, "-N", "ssl", *PSK, impl="ssl")
+    server.wait_for_lines(r"TLS: TLS 1\.2 or 1\.3 \(negotiated\) with PSK identity psk\.spdk\.io")
+    rc, out, err = _client(port, b"hello over TLS-PSK\n", "-N", "ssl", *PSK, "-V")
+    assert rc == 0, err
+    assert b"hello over TLS-PSK\n" in out
+    assert b"** 19 bytes received, 19 bytes sent **" in out
+    assert "TLS session: TLSv1.3, cipher TLS_" in err
+    data = os.urandom(256 * 1024)
+    rc, out, err = _client(port, data, "-N", "ssl", *PSK, "-T", "12")
+    assert rc == 0, err
+    assert out == data
+    assert re.search(r"TLS session: TLSv1\.2, cipher \S*PSK-", err), err
+    # A wrong key fails that client's handshake only.
+    rc, out, err = _client(port, b"secret\n", "-N", "ssl", "-E", "ff" * 16, "-I", "psk.spdk.io")
+    assert rc != 0
+    assert b"secret" not in out
+    assert "TLS handshake failed" in err
+    assert "Traceback" not in err
+    rc, out, err = _client(port, b"again\n", "-N", "ssl", *PSK)
+    assert rc == 0, err
+    assert b"again\n" in out
+    _stop(server)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -281,8 +311,18 @@ def test_ssl_wrong_ca_fails_cleanly(cli, cert_files: tuple[str, str, str]) -> No
             "TLS PSK needs Python 3.13 or newer; this is 3.",
             marks=pytest.mark.skipif(PSK_SUPPORTED, reason="this Python supports TLS PSK"),
         ),
+        pytest.param(
+            ["-S", "-N", "ssl", "-E", "00112233445566778899aabbccddeeff"],
+            "TLS PSK needs both -E (hex key) and -I (identity)",
+            marks=pytest.mark.skipif(not PSK_SUPPORTED, reason="TLS PSK needs Python 3.13+"),
+        ),
+        pytest.param(
+            ["-S", "-N", "ssl", "-E", "xyz", "-I", "spdkpy"],
+            "the PSK must be hexadecimal",
+            marks=pytest.mark.skipif(not PSK_SUPPORTED, reason="TLS PSK needs Python 3.13+"),
+        ),
     ],
-    ids=["server-without-cert", "psk-on-old-python"],
+    ids=["server-without-cert", "psk-on-old-python", "psk-without-identity", "psk-not-hex"],
 )
 def test_ssl_setup_errors_are_one_line(cli, args: list[str], message: str) -> None:
     rc, _out, err = cli.run("hello_sock", "-H", HOST, "-P", "0", *args)

@@ -306,6 +306,89 @@ def test_psk_is_refused_with_one_clear_error() -> None:
         listen(HOST, 0, "ssl", _opts(psk_key="0011", psk_identity="x"))
 
 
+PSK_KEY = "1234567890abcdef1234567890abcdef"
+PSK_IDENTITY = "psk.spdk.io"
+needs_psk = pytest.mark.skipif(not PSK_SUPPORTED, reason="TLS PSK needs Python 3.13+")
+
+
+def _psk_pair(server: SockOpts, client: SockOpts) -> tuple[Sock, Pair]:
+    """(listener, pair) with PSK options on each side; no certificates anywhere."""
+    listener = listen(HOST, 0, "ssl", server)
+    try:
+        client_sock = connect(HOST, listener.getaddr().sport, "ssl", client)
+    except BaseException:
+        listener.close()
+        raise
+    accepted: list[Sock] = []
+    _until(lambda: (s := listener.accept()) is not None and not accepted.append(s))
+    return listener, Pair(client_sock, accepted[0], SockGroup())
+
+
+def _close_pair(listener: Sock, pair: Pair) -> None:
+    for s in (pair.client, pair.server):
+        if s.group is not None:
+            s.group.remove_sock(s)
+        s.close()
+    pair.group.close()
+    listener.close()
+
+
+@needs_psk
+@pytest.mark.parametrize(
+    ("tls_version", "protocol", "cipher_part"),
+    [(0, "TLSv1.3", "_SHA256"), (13, "TLSv1.3", "_SHA256"), (12, "TLSv1.2", "PSK-")],
+)
+def test_psk_echo(tls_version: int, protocol: str, cipher_part: str) -> None:
+    opts = _opts(psk_key=PSK_KEY, psk_identity=PSK_IDENTITY, tls_version=tls_version)
+    listener, pair = _psk_pair(opts, opts)
+    try:
+        payload = os.urandom(200_000)
+        assert _echo_through_group(pair, payload) == payload
+        info = pair.client.tls_info()
+        assert info is not None
+        assert info[0] == protocol
+        assert cipher_part in info[1]  # TLS 1.3: a SHA-256 suite; TLS 1.2: a PSK suite
+        assert pair.server.tls_info() == info
+    finally:
+        _close_pair(listener, pair)
+
+
+@needs_psk
+@pytest.mark.parametrize(
+    "client_changes",
+    [{"psk_key": "ff" * 16}, {"psk_identity": "someone.else"}],
+    ids=["wrong-key", "unknown-identity"],
+)
+@pytest.mark.parametrize("tls_version", [13, 12])
+def test_psk_mismatch_fails_the_handshake(
+    client_changes: dict[str, object], tls_version: int
+) -> None:
+    server = _opts(psk_key=PSK_KEY, psk_identity=PSK_IDENTITY, tls_version=tls_version)
+    client = _opts(
+        **{"psk_key": PSK_KEY, "psk_identity": PSK_IDENTITY, "tls_version": tls_version}
+        | client_changes
+    )
+    listener, pair = _psk_pair(server, client)
+    try:
+        errors = _drive_until_error(pair)
+        assert errors, "a mismatched PSK was accepted"
+        assert all(e.errno in (errno.EPROTO, errno.ECONNRESET) for e in errors)
+        assert pair.client.tls_info() is None
+    finally:
+        _close_pair(listener, pair)
+
+
+@needs_psk
+def test_psk_setup_errors() -> None:
+    with pytest.raises(SockError, match="needs both a key and an identity") as info:
+        listen(HOST, 0, "ssl", _opts(psk_key=PSK_KEY))
+    assert info.value.errno == errno.EINVAL
+    with pytest.raises(SockError, match="hexadecimal"):
+        connect(HOST, 1, "ssl", _opts(psk_key="not hex", psk_identity="x"))
+    with pytest.raises(SockError, match="1-200 bytes"):
+        connect(HOST, 1, "ssl", _opts(psk_key="00" * 201, psk_identity="x"))
+
+
 def _handshake_outcome(listener: Sock, opts: SockOpts) -> SockError | None:
     """Connect a client with ``opts``; the client's handshake error, or None once it is done."""
     client = connect(HOST, listener.getaddr().sport, "ssl", opts)

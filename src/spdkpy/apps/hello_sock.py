@@ -55,7 +55,7 @@ from spdkpy.sock import (
     impl_get_opts,
     listen,
 )
-from spdkpy.sock._ssl import describe, psk_supported, psk_unsupported_message
+from spdkpy.sock._ssl import describe, parse_psk_key, psk_supported, psk_unsupported_message
 from spdkpy.thread import POLLER_BUSY, POLLER_IDLE, Poller, Thread, get_thread
 
 __all__ = ["add_parser", "run"]
@@ -131,6 +131,10 @@ def _sock_opts(args: argparse.Namespace, impl: str) -> SockOpts:
             raise NotSupportedError(psk_unsupported_message("certificate files (--cert/--key)"))
         if args.psk_key is None or args.psk_identity is None:
             raise InputError("TLS PSK needs both -E (hex key) and -I (identity)")
+        try:
+            parse_psk_key(args.psk_key)
+        except SockError as exc:
+            raise InputError(f"-E: {exc}") from None
     if args.tls_version not in (None, 0, 12, 13):
         raise InputError(f"invalid TLS version -T {args.tls_version} (0, 12 or 13)")
     if args.keyfile is not None and args.certfile is None:

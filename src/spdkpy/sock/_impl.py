@@ -52,8 +52,9 @@ class SockImplOptions:
     presents them for mutual TLS), ``cafile`` (PEM CA bundle: a client verifies the server
     against it, a server then requires and verifies client certificates) and ``verify_peer``
     (client: verify the server's certificate and name; ``True`` by default, against ``cafile``
-    or else the system CAs; ``False`` turns verification off and must be asked for). They are
-    not part of ``sock_impl_get_options``'s answer, which keeps SPDK's keys.
+    or else the system CAs; ``False`` turns verification off and must be asked for).
+    ``sock_impl_get_options`` answers SPDK's keys (:meth:`to_json`) and, for ``ssl``, these
+    beside them (:meth:`tls_to_json`).
     """
 
     recv_buf_size: int = 2 * MIB
@@ -88,6 +89,20 @@ class SockImplOptions:
             "tls_version": self.tls_version,
             "enable_ktls": self.enable_ktls,
         }
+
+    def tls_to_json(self) -> dict[str, object]:
+        """What ``sock_impl_get_options`` adds for ``ssl``: the certificate files in effect
+        (``null`` when not set), ``verify_peer``, and ``psk_identity`` when one is set. Never
+        the PSK itself."""
+        out: dict[str, object] = {
+            "certfile": self.certfile,
+            "keyfile": self.keyfile,
+            "cafile": self.cafile,
+            "verify_peer": self.verify_peer,
+        }
+        if self.psk_identity is not None:
+            out["psk_identity"] = self.psk_identity
+        return out
 
     def replace(self, **changes: object) -> SockImplOptions:
         """A copy with ``changes``; unknown fields or wrong types are an :class:`InputError`."""

@@ -1,6 +1,7 @@
 """The sock JSON-RPC methods (SPDK's ``lib/sock/sock_rpc.c``), keys exactly SPDK's (SPEC §8.1).
 
-* ``sock_impl_get_options {impl_name}`` → the options object;
+* ``sock_impl_get_options {impl_name}`` → the options object; for ``ssl`` it also says which
+  certificate files are in effect and the PSK identity if one is set (never the PSK);
 * ``sock_impl_set_options {impl_name, <option>...}`` → ``true`` (STARTUP only: set them with
   ``--wait-for-rpc`` or in a JSON config, before sockets exist);
 * ``sock_get_default_impl`` → ``{"impl_name": "posix"}``;
@@ -52,11 +53,15 @@ def register_sock_methods(registry: RpcRegistry) -> None:
         params = request.object_params()
         if set(params) != {"impl_name"}:
             raise _invalid()
+        name = _impl_name(params)
         try:
-            opts = impl_get_opts(_impl_name(params))
+            opts = impl_get_opts(name)
         except SockImplNotFoundError:
             raise _invalid() from None
-        request.result(opts.to_json())
+        result = opts.to_json()
+        if name == "ssl":
+            result.update(opts.tls_to_json())
+        request.result(result)
 
     def sock_impl_set_options(request: RpcRequest) -> None:
         params = dict(request.object_params())

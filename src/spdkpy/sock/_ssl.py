@@ -11,13 +11,24 @@ What is used, and how it differs from SPDK:
 * **PSK** (``psk_key`` hex, at most 200 bytes, with ``psk_identity``) needs
   ``SSLContext.set_psk_client_callback``/``set_psk_server_callback``, new in Python 3.13. On an
   older Python any PSK request is refused with one :class:`~spdkpy.errors.SockError`
-  (``ENOTSUP``) before a socket is made. The 3.13 path is written but is not exercised by this
-  project's tests, which run on 3.11.
+  (``ENOTSUP``) before a socket is made. Where it works (tested on 3.13 with OpenSSL 3.0):
+
+  - TLS 1.3 (``tls_version`` 0 or 13): OpenSSL's PSK callbacks make an external PSK whose hash
+    is SHA-256, so a SHA-256 suite is negotiated (``TLS_CHACHA20_POLY1305_SHA256`` or
+    ``TLS_AES_128_GCM_SHA256``; OpenSSL 3.0 picks the former). No certificate is sent or
+    needed, and TLS 1.2's identity hint does not exist.
+  - TLS 1.2 (``tls_version`` 12, an spdkpy addition: SPDK's ssl refuses 12): the TLS 1.2 list is
+    the AEAD PSK suites, forward-secret first (``ECDHE-PSK-CHACHA20-POLY1305``, then
+    ``DHE-PSK-*`` and plain ``PSK-*`` with AES-GCM or ChaCha20), plus the usual ECDHE suites
+    when a certificate is loaded as well.
+
+  A server answers an unknown identity with no key, which fails the handshake.
 * **Versions**: ``tls_version`` 0 negotiates TLS 1.2 or 1.3, 12 and 13 force one.
-* **Cipher suites**: SPDK pins TLS 1.3 to ``TLS_AES_128_GCM_SHA256``. Python 3.11's
-  :class:`ssl.SSLContext` has no ``set_ciphersuites``, so spdkpy leaves OpenSSL's default TLS 1.3
-  suites (which include that one) and refuses an explicit ``tls_cipher_suites`` with
-  ``ENOTSUP``; where the method exists, ``tls_cipher_suites`` is applied.
+* **Cipher suites**: SPDK pins TLS 1.3 to ``TLS_AES_128_GCM_SHA256``. Python's
+  :class:`ssl.SSLContext` (3.11 to 3.13) has no ``set_ciphersuites``, so spdkpy leaves
+  OpenSSL's default TLS 1.3 suites (which include that one, so an SPDK peer that pins it still
+  finds it offered) and refuses an explicit ``tls_cipher_suites`` with ``ENOTSUP``; where the
+  method exists, ``tls_cipher_suites`` is applied.
 * **kTLS**: ``enable_ktls`` sets ``ssl.OP_ENABLE_KTLS`` where Python has it (3.12+), and is
   otherwise ignored (nothing changes on the wire).
 * **Buffer sizes**: SPDK's ssl defaults of 4 KiB for ``recv_buf_size``/``send_buf_size`` are
@@ -53,12 +64,18 @@ __all__ = [
     "PSK_MAX_BYTES",
     "SslSockImpl",
     "TlsStream",
+    "parse_psk_key",
     "psk_supported",
     "psk_unsupported_message",
 ]
 
 PSK_MAX_BYTES: Final = 200
 SSL_MIN_BUF_SIZE: Final = 4096
+PSK_TLS12_CIPHERS: Final = (
+    "kECDHEPSK+CHACHA20:kDHEPSK+AESGCM:kDHEPSK+CHACHA20:kPSK+AESGCM:kPSK+CHACHA20"
+)
+"""The TLS 1.2 suites of a PSK context (OpenSSL cipher list syntax); TLS 1.3 is unaffected."""
+_CERT_TLS12_CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
 WRITE_CHUNK: Final = 64 * 1024
 """Most plaintext bytes one write hands to OpenSSL (four TLS records)."""
 
@@ -79,7 +96,9 @@ def psk_unsupported_message(instead: str = "certificate files (certfile/keyfile)
     return f"TLS PSK needs Python 3.13 or newer; this is {version} — use {instead} instead"
 
 
-def _psk_key(hexkey: str) -> bytes:
+def parse_psk_key(hexkey: str) -> bytes:
+    """The PSK bytes of ``hexkey``; :class:`SockError` ``EINVAL`` if it is not 1-200 bytes of
+    hexadecimal."""
     try:
         key = bytes.fromhex(hexkey)
     except ValueError:
@@ -138,6 +157,7 @@ def _context(impl_opts: SockImplOptions, *, server: bool) -> ssl.SSLContext:
         raise SockError(errno.EINVAL, "a TLS key (keyfile) needs its certificate (certfile)")
     if use_psk:
         _set_psk(ctx, impl_opts, server=server)
+        ctx.set_ciphers(PSK_TLS12_CIPHERS + (":" + _CERT_TLS12_CIPHERS if certfile else ""))
         if not server and not cafile:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
@@ -162,7 +182,7 @@ def _set_psk(ctx: ssl.SSLContext, impl_opts: SockImplOptions, *, server: bool) -
     # against older stubs holds.
     if impl_opts.psk_key is None or not impl_opts.psk_identity:
         raise SockError(errno.EINVAL, "TLS PSK needs both a key and an identity")
-    key = _psk_key(impl_opts.psk_key)
+    key = parse_psk_key(impl_opts.psk_key)
     identity = impl_opts.psk_identity
     if server:
 
@@ -193,7 +213,10 @@ def describe(impl_opts: SockImplOptions, *, server: bool) -> str:
     versions = {0: "TLS 1.2 or 1.3 (negotiated)", 12: "TLS 1.2", 13: "TLS 1.3"}
     text = versions.get(impl_opts.tls_version, f"TLS version {impl_opts.tls_version}")
     if impl_opts.psk_key is not None:
-        return f"{text} with PSK identity {impl_opts.psk_identity}"
+        text = f"{text} with PSK identity {impl_opts.psk_identity}"
+        if impl_opts.tls_version == 12:
+            text += " (PSK cipher suites)"
+        return text
     parts = [text]
     if impl_opts.certfile:
         parts.append(f"with certificate {impl_opts.certfile}")
