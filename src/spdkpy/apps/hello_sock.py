@@ -12,8 +12,10 @@ Deviations from SPDK's example, each to lose nothing and keep tests deterministi
   writability instead of readability, so the reactor sleeps instead of spinning. A peer that
   half-closes still gets the rest of its echo before the connection is closed.
 * The server serves from one pinned lightweight thread and socket group per core of ``-m``,
-  named ``hello_sock_<core>``; the listener stays on the app thread, which hands each accepted
-  connection (inside a message) to the group with the fewest connections.
+  named ``hello_sock_<core>``. The listener is in the first core's group; that thread accepts
+  and hands each connection to the group with the fewest connections (inside a message when it
+  is another thread's). The app thread keeps no poller, so with ``-m 0x1`` the reactor polls
+  one group per iteration, as SPDK's example does.
 * The client treats "no data on stdin yet" as no data, not as end of input (SPEC §8.4), and only
   reads stdin once what it read before has been sent. After end of input it waits for echoes
   until one second has passed with nothing received (SPDK: one second after end of input). A
@@ -22,11 +24,11 @@ Deviations from SPDK's example, each to lose nothing and keep tests deterministi
 * ``-N ssl`` speaks TLS 1.2/1.3 with certificates: ``--cert FILE --key FILE`` (a server needs
   both; a client may present them), ``--ca FILE`` (a client verifies the server against it,
   else against the system CAs; a server then requires client certificates). SPDK's PSK
-  (``-E``/``-I``) needs Python 3.13+; on an older Python it is refused with one line. The start-up
-  log says which TLS is in use, and the client logs the negotiated version and cipher. SPDK
-  pins the cipher suite to TLS_AES_128_GCM_SHA256; Python 3.11 cannot, so OpenSSL's default
-  suites are negotiated. ``-N uring`` says spdkpy never registers it. ``-T``/``-k``/``-K``/
-  ``-z``/``-Z`` are accepted and explained.
+  (``-E``/``-I``) needs Python 3.13+ (TLS 1.3, or TLS 1.2 PSK suites with ``-T 12``); on an older
+  Python it is refused with one line. The start-up log says which TLS is in use, and the client
+  logs the negotiated version and cipher. SPDK pins the cipher suite to TLS_AES_128_GCM_SHA256;
+  Python (3.11 to 3.13) cannot, so OpenSSL's default suites are negotiated. ``-N uring`` says
+  spdkpy never registers it. ``-T``/``-k``/``-K``/``-z``/``-Z`` are accepted and explained.
 """
 
 from __future__ import annotations
