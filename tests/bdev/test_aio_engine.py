@@ -134,6 +134,29 @@ def test_read_after_write_is_byte_exact_with_o_direct(
     assert on_disk[8 * BS : 9 * BS] == pattern(8)
 
 
+def test_fallocate_punches_holes_and_zeroes_ranges(
+    tmp_path: Path, backend: str, recorder: Recorder, engines: list[AioEngine[Any]]
+) -> None:
+    path = make_file(tmp_path / "f", 8)
+    engine = open_engine(engines, path, recorder, backend)
+    punch = aio_engine.FALLOC_FL_PUNCH_HOLE | aio_engine.FALLOC_FL_KEEP_SIZE
+    engine.submit_fallocate(punch, 2 * BS, 2 * BS, "unmap")
+    engine.submit_fallocate(aio_engine.FALLOC_FL_ZERO_RANGE, 6 * BS, BS, "zeroes")
+    engine.submit_fallocate(0x7FFF0000, 0, BS, "bad mode")  # no such mode bits: -EOPNOTSUPP
+    drive(engine, lambda: len(recorder.results) == 3)
+    assert recorder.results["unmap"] == 0
+    assert recorder.results["zeroes"] == 0
+    assert recorder.results["bad mode"] < 0
+    with pytest.raises(InputError):
+        engine.submit_fallocate(punch, 0, 0, "empty")
+    engine.close()
+    on_disk = path.read_bytes()
+    assert len(on_disk) == 8 * BS  # KEEP_SIZE
+    expected = [pattern(b) for b in range(8)]
+    expected[2] = expected[3] = expected[6] = bytes(BS)
+    assert on_disk == b"".join(expected)
+
+
 def test_buffered_mode_takes_any_offset_and_buffer(
     tmp_path: Path, backend: str, recorder: Recorder, engines: list[AioEngine[Any]]
 ) -> None:

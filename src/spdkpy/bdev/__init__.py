@@ -1,9 +1,10 @@
-"""The block device layer (SPDK's ``lib/bdev``) and its ``malloc`` and ``null`` modules.
+"""The block device layer (SPDK's ``lib/bdev``) and its ``malloc``, ``null`` and ``aio`` modules.
 
 Layout: ``_types`` enums and constants, ``_stat`` I/O statistics, ``_io`` the data path (pooled
 :class:`BdevIo`, per-thread channels, submit/complete, NOMEM, split, reset), ``_bdev`` the
-registry, modules, descriptors, claims and the control path, ``_malloc`` and ``_null`` the
-modules, ``_decode``/``_rpc`` the JSON-RPC methods, ``_subsystem`` the app subsystem.
+registry, modules, descriptors, claims and the control path, ``_malloc``, ``_null`` and ``_aio``
+(on the ``_aio_engine`` file I/O engine) the modules, ``_decode``/``_rpc`` the JSON-RPC methods,
+``_subsystem`` the app subsystem.
 
 A user::
 
@@ -18,6 +19,11 @@ A module subclasses :class:`BdevModule` (registered once with :func:`bdev_module
 ``io.complete(status)`` there later.
 """
 
+from spdkpy.bdev._aio import AIO_MODULE as AIO_MODULE
+from spdkpy.bdev._aio import AioOpts as AioOpts
+from spdkpy.bdev._aio import create_aio_bdev as create_aio_bdev
+from spdkpy.bdev._aio import delete_aio_bdev as delete_aio_bdev
+from spdkpy.bdev._aio import rescan_aio_bdev as rescan_aio_bdev
 from spdkpy.bdev._bdev import Bdev as Bdev
 from spdkpy.bdev._bdev import BdevEventCb as BdevEventCb
 from spdkpy.bdev._bdev import BdevFnTable as BdevFnTable
@@ -88,11 +94,13 @@ from spdkpy.bdev._types import IoType as IoType
 from spdkpy.bdev._types import SubmitStatus as SubmitStatus
 
 __all__ = [
+    "AIO_MODULE",
     "BDEV_RPC_METHODS",
     "IO_TYPE_NAMES",
     "MALLOC_MODULE",
     "NULL_MODULE",
     "ZERO_BUFFER_SIZE",
+    "AioOpts",
     "Bdev",
     "BdevChannel",
     "BdevEvent",
@@ -140,10 +148,12 @@ __all__ = [
     "bdev_unregister_by_name",
     "bdev_wait_for_examine",
     "bdevs",
+    "create_aio_bdev",
     "create_malloc_disk",
     "create_null_bdev",
     "decode_failed",
     "decode_object",
+    "delete_aio_bdev",
     "delete_malloc_disk",
     "delete_null_bdev",
     "get_bdev",
@@ -153,6 +163,7 @@ __all__ = [
     "queue_io_wait",
     "register_bdev_methods",
     "register_bdev_subsystem",
+    "rescan_aio_bdev",
     "resize_null_bdev",
     "rpc_errno_error",
     "set_bdev_opts",

@@ -1,5 +1,5 @@
-"""The bdev JSON-RPC methods (SPDK's ``lib/bdev/bdev_rpc.c`` and the malloc and null modules'
-``*_rpc.c``): params, replies and errors exactly SPDK's (SPEC-STORAGE A2, A3).
+"""The bdev JSON-RPC methods (SPDK's ``lib/bdev/bdev_rpc.c`` and the malloc, null and aio
+modules' ``*_rpc.c``): params, replies and errors exactly SPDK's (SPEC-STORAGE A2, A3).
 
 Handlers run on the app thread. Errors from the layer are answered ``{"code": -errno,
 "message": strerror}``; decode failures with -32603 "spdk_json_decode_object failed", except
@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any, Final
 
+from spdkpy.bdev._aio import AioOpts, create_aio_bdev, delete_aio_bdev, rescan_aio_bdev
 from spdkpy.bdev._bdev import (
     Bdev,
     BdevOpts,
@@ -48,6 +49,9 @@ BDEV_RPC_METHODS: Final = (
     "bdev_null_create",
     "bdev_null_delete",
     "bdev_null_resize",
+    "bdev_aio_create",
+    "bdev_aio_delete",
+    "bdev_aio_rescan",
 )
 
 GET_BDEVS_RETRY_US: Final = 100_000
@@ -81,6 +85,15 @@ _NULL_CREATE: Final = {
     "optimal_write_size": Field("uint32"),
     "preferred_unmap_alignment": Field("uint32"),
     "preferred_unmap_granularity": Field("uint32"),
+}
+_AIO_CREATE: Final = {
+    "name": Field("string", required=True),
+    "filename": Field("string", required=True),
+    "block_size": Field("uint32"),
+    "readonly": Field("bool"),
+    "fallocate": Field("bool"),
+    "uuid": Field("uuid"),
+    "nowait": Field("bool"),
 }
 _NAME_ONLY: Final = {"name": Field("string", required=True)}
 _NULL_RESIZE: Final = {"name": Field("string", required=True), "new_size": Field("uint64", True)}
@@ -133,7 +146,7 @@ def _stat_element(bdev: Bdev, stat: BdevIoStat) -> dict[str, object]:
 
 
 def register_bdev_methods(registry: RpcRegistry) -> None:
-    """Register the bdev, malloc and null methods into ``registry``."""
+    """Register the bdev, malloc, null and aio methods into ``registry``."""
 
     def bdev_set_options(request: RpcRequest) -> None:
         try:
@@ -348,6 +361,40 @@ def register_bdev_methods(registry: RpcRegistry) -> None:
             raise rpc_errno_error(exc.errno) from None
         request.result(True)
 
+    def bdev_aio_create(request: RpcRequest) -> None:
+        p = _decode(request, _AIO_CREATE)
+        opts = AioOpts(
+            name=p["name"],
+            filename=p["filename"],
+            block_size=p.get("block_size", 0),
+            readonly=p.get("readonly", False),
+            fallocate=p.get("fallocate", False),
+            uuid=p.get("uuid"),
+            nowait=p.get("nowait", False),
+        )
+        try:
+            bdev = create_aio_bdev(opts)
+        except BdevError as exc:
+            raise rpc_errno_error(exc.errno) from None
+        name = bdev.name
+        # SPDK answers once examine of the new bdev is over.
+        bdev_wait_for_examine(lambda: request.result(name))
+
+    def bdev_aio_delete(request: RpcRequest) -> None:
+        p = _decode(request, _NAME_ONLY)
+        try:
+            delete_aio_bdev(p["name"], _answer_unregister(request))
+        except BdevError as exc:
+            raise rpc_errno_error(exc.errno) from None
+
+    def bdev_aio_rescan(request: RpcRequest) -> None:
+        p = _decode(request, _NAME_ONLY)
+        try:
+            rescan_aio_bdev(p["name"])
+        except BdevError as exc:
+            raise rpc_errno_error(exc.errno) from None
+        request.result(True)
+
     runtime = RpcState.RUNTIME
     registry.register("bdev_set_options", bdev_set_options, RpcState.STARTUP)
     registry.register("bdev_examine", bdev_examine_rpc, runtime)
@@ -360,3 +407,6 @@ def register_bdev_methods(registry: RpcRegistry) -> None:
     registry.register("bdev_null_create", bdev_null_create, runtime)
     registry.register("bdev_null_delete", bdev_null_delete, runtime)
     registry.register("bdev_null_resize", bdev_null_resize, runtime)
+    registry.register("bdev_aio_create", bdev_aio_create, runtime)
+    registry.register("bdev_aio_delete", bdev_aio_delete, runtime)
+    registry.register("bdev_aio_rescan", bdev_aio_rescan, runtime)
