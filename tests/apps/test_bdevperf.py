@@ -490,3 +490,24 @@ def test_hot_remove_drains_the_job(tmp_path: Path) -> None:
     assert rows["Malloc0"][0]["iops"] > 0
     assert rows["Malloc0"][0]["fail"] == 0
     assert rows["Malloc0"][0]["runtime"] < 30  # drained on the event, not at -t
+
+
+def test_a_closed_stdout_ends_the_run(tmp_path: Path) -> None:
+    """``spdkpy bdevperf ... | head`` must not leave bdevperf running once head exits."""
+    script = Path(sys.executable).with_name("spdkpy")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "spdkpy.apps.cli"]
+    proc = subprocess.Popen(
+        [*cmd, "bdevperf", "-m", ONE_CORE, "-c", _config(tmp_path, null=False), "-q", "4",
+         "-o", "4096", "-w", "randread", "-t", "60"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.read(1)  # the run has started printing
+        proc.stdout.close()  # the reader goes away, as head does
+        assert proc.wait(timeout=20) == 0  # stopped as by SIGINT, well before -t 60
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

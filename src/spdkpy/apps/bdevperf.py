@@ -23,6 +23,7 @@ bdev, which discards writes, ``verify`` expects zeroes back. ``-k``/``-X`` (time
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import random
@@ -34,7 +35,13 @@ from dataclasses import dataclass
 from typing import Any, Final, final
 
 from spdkpy._log import notice
-from spdkpy.app import App, AppArgumentParser, add_app_options, opts_from_args
+from spdkpy.app import (
+    App,
+    AppArgumentParser,
+    add_app_options,
+    app_start_shutdown,
+    opts_from_args,
+)
 from spdkpy.bdev import (
     NULL_MODULE,
     Bdev,
@@ -51,7 +58,7 @@ from spdkpy.bdev import (
     register_bdev_subsystem,
 )
 from spdkpy.env import CpuSet
-from spdkpy.errors import BdevError, SpdkpyError
+from spdkpy.errors import BdevError, InvalidStateError, SpdkpyError
 from spdkpy.thread import POLLER_BUSY, IoChannel, Poller, Thread, get_thread
 
 __all__ = [
@@ -492,8 +499,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _out(text: str, end: str = "\n") -> None:
-    sys.stdout.write(text + end)
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text + end)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``bdevperf ... | head``). The app ignores SIGPIPE, as SPDK's does,
+        # so end the run as SIGINT would; later output goes nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        with contextlib.suppress(InvalidStateError):  # no app running: nothing to stop
+            app_start_shutdown()
 
 
 def _exit_current_thread() -> None:
