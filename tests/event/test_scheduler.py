@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from spdkpy.env import CpuSet
@@ -436,6 +436,8 @@ _placements = st.lists(
 )
 
 
+@example(({1: 0, 2: 100, 3: 100, 4: 100, 5: 34}, {1: 0, 2: 0, 3: 0, 4: 0, 5: 1}))
+@example(({1: 13, 2: 38, 3: 100, 4: 100}, {1: 0, 2: 0, 3: 0, 4: 0}))
 @given(_placements)
 @settings(max_examples=300, deadline=None)
 def test_one_round_never_leaves_two_saturating_threads_together_beside_an_empty_core(

@@ -267,7 +267,10 @@ class _Round:
         for i in self.order:
             if i not in t.cpumask or self.est[i].isolated:
                 continue
-            if self.est[i].busy < self.est[least_busy].busy:
+            # Deviation (#2070): "least busy" by the loads planned there first, then by ticks:
+            # ticks understate a saturated core's threads (SPDK compares ticks only).
+            e, least = self.est[i], self.est[least_busy]
+            if (e.demand, e.busy) < (least.demand, least.busy):
                 least_busy = i
             if i == current or not self.fits(t, i):
                 continue
