@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from spdkpy.app import App, AppArgumentParser, AppOptions, add_app_options, opts_from_args
-from spdkpy.event import EVENT_POOL_SIZE, get_framework
+from spdkpy.event import EVENT_POOL_SIZE, Event, get_framework
 from spdkpy.thread import POLLER_BUSY, POLLER_IDLE, Poller, get_thread
 
 __all__ = ["add_parser"]
@@ -121,35 +122,46 @@ def run_event(args: argparse.Namespace) -> int:
         )
     )
     seconds: int = args.time
-    counts: dict[int, int] = {}
+    # One counter per core, each incremented only by the one core that sends to it: a shared
+    # dict of counters would be written by every reactor on every event.
+    counts: dict[int, list[int]] = {}
     stopped = threading.Lock()  # acquired once: the compare-and-swap guard of event_perf.c
 
     def start() -> None:
         framework = get_framework()
         cores = framework.cores
-        allocate = framework.event_allocate
-        call = framework.event_call
         now = framework.clock.now
         end = now() + seconds * framework.clock.ticks_per_second
-        for core in cores:
-            counts[core] = 0
         handlers: dict[int, Any] = {}
 
-        def make_handler(core: int) -> Any:
+        def make_handler(
+            core: int,
+            now: Callable[[], int],
+            end: int,
+            allocate: Callable[..., Event],
+            call: Callable[[Event], None],
+            handlers: dict[int, Any],
+        ) -> Any:
+            # Everything the handler uses is a variable of this call, not of start(): on
+            # free-threaded 3.13 reading a closure variable locks its cell, and cells shared by
+            # the handlers of several reactors would be contended on every event.
             following = cores[(cores.index(core) + 1) % len(cores)]
+            count = counts[following] = [0]
 
             def submit_new_event() -> None:
                 if now() > end:
                     if stopped.acquire(blocking=False):
                         app.stop(0)
                     return
-                counts[following] += 1
+                count[0] += 1
                 call(allocate(following, handlers[following]))
 
             return submit_new_event
 
         for core in cores:
-            handlers[core] = make_handler(core)
+            handlers[core] = make_handler(
+                core, now, end, framework.event_allocate, framework.event_call, handlers
+            )
 
         def event_work(core: int) -> None:
             for _ in range(4):
@@ -157,13 +169,13 @@ def run_event(args: argparse.Namespace) -> int:
 
         _print(f"Running I/O for {seconds} seconds...")
         for core in cores:
-            call(allocate(core, event_work, core))
+            framework.event_call(framework.event_allocate(core, event_work, core))
 
     _print(f"Running I/O for {seconds} seconds...")
     rc = app.start(start)
     if rc == 0:
         for core in sorted(counts):
-            _print(f"lcore {core:2d}: {counts[core] // seconds:8d}")
+            _print(f"lcore {core:2d}: {counts[core][0] // seconds:8d}")
         _print("done.")
     return rc
 

@@ -47,6 +47,7 @@ from spdkpy.event._reactor import (
     LwThread,
     Reactor,
     _current,
+    current_reactor,
     gil_enabled,
 )
 from spdkpy.event._scheduling import Scheduling
@@ -76,6 +77,8 @@ log = logging.getLogger("spdkpy.reactor")
 Ts = TypeVarTuple("Ts")
 
 EVENT_POOL_SIZE: Final = 16383
+_NO_EVENT_CACHE: Final[list[Event]] = []
+"""The (always empty) event cache of OS threads that are not reactors."""
 DEFAULT_SLOW_WORK_THRESHOLD_US: Final = 10_000
 """A message, poller or event running longer than this is reported (deviation 7); 0: never."""
 DEFAULT_GIL_SWITCH_INTERVAL_S: Final = 0.0005
@@ -168,9 +171,20 @@ class ReactorFramework:
             raise InputError(
                 f"core {core} has no reactor (mask {self.core_mask.format()})"
             ) from None
-        # Take from the cache of the reactor the event will run on, which refills it: list
-        # pop/append are atomic, so any OS thread may take, and no thread-local lookup is needed.
-        cache = reactor.event_cache
+        # Free-threaded builds take from the calling reactor's cache, as SPDK's per-core mempool
+        # cache does: each reactor refills its own cache with the events it runs (run_once), so
+        # every cache list is used by one OS thread only (taking from the target's cache, which
+        # the target refills, contends on that list's lock for every cross-core event). GIL
+        # builds have no such contention and skip the thread-local lookup (about 8 % of an
+        # event): they take from the cache of the reactor the event will run on.
+        cache: list[Event]
+        if FREE_THREADED_BUILD:
+            try:
+                cache = _current.event_cache
+            except AttributeError:  # not a reactor's OS thread: the pool
+                cache = _NO_EVENT_CACHE
+        else:
+            cache = reactor.event_cache
         if cache:
             event = cache.pop()
         else:
@@ -196,7 +210,14 @@ class ReactorFramework:
             raise InputError(
                 f"core {core} has no reactor (mask {self.core_mask.format()})"
             ) from None
-        cache = reactor.event_cache
+        cache: list[Event]
+        if FREE_THREADED_BUILD:
+            try:
+                cache = _current.event_cache
+            except AttributeError:
+                cache = _NO_EVENT_CACHE
+        else:
+            cache = reactor.event_cache
         if cache:
             event = cache.pop()
         else:
@@ -251,7 +272,7 @@ class ReactorFramework:
         if self._shutdown_walk_issued:
             log.debug("for_each_reactor dropped: the reactors are stopping")
             return
-        here = _current.reactor
+        here = current_reactor()
         origin = here.lcore if here is not None else self.main_core
         self._for_each_step(0, origin, fn, cpl)
 

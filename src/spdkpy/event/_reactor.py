@@ -133,16 +133,14 @@ class ReactorStatistics:
     tick_rate: int
 
 
-class _CurrentReactor(threading.local):
-    reactor: Reactor | None = None
-
-
-_current: Final = _CurrentReactor()
+# Plain threading.local (see spdkpy.thread._lib._current for why not a subclass).
+_current: Final = threading.local()
 
 
 def current_reactor() -> Reactor | None:
     """The reactor running on this OS thread, or ``None``."""
-    return _current.reactor
+    reactor: Reactor | None = getattr(_current, "reactor", None)
+    return reactor
 
 
 _libc_prctl: Callable[..., int] | None = None
@@ -344,6 +342,7 @@ class Reactor:
         """Run until the framework leaves RUNNING, then exit and destroy this reactor's threads."""
         framework = self._framework
         _current.reactor = self
+        _current.event_cache = self.event_cache  # event_allocate's, read once per event
         _set_os_thread_name(f"reactor_{self.lcore}")
         notice(log, "Reactor started on core %d", self.lcore)
         self.tsc_last = framework.clock.now()
@@ -353,6 +352,16 @@ class Reactor:
         spin_ticks = framework.idle_spin_ticks
         yield_os_thread = os.sched_yield
         last_work = self.tsc_last
+        # Free-threaded CPython reads an attribute holding an object that another OS thread owns
+        # without atomics only while some other thread also holds a reference to that object;
+        # otherwise it takes the lock of the object holding the attribute. Sending an event reads
+        # the target reactor's ring, queue and waker, which the target keeps writing next to, so
+        # this reactor holds references to them for as long as it runs.
+        peers = [
+            (peer, peer.events, peer.events.queue, peer.waker)
+            for peer in framework.reactors
+            if peer is not None
+        ]
         try:
             while framework.state is framework.RUNNING_STATE:
                 if self.run_once():
@@ -380,7 +389,9 @@ class Reactor:
                     self._check_context_switches()
             self._exit_threads()
         finally:
+            peers.clear()
             _current.reactor = None
+            del _current.event_cache
 
     def _sleep_if_idle(self) -> None:
         waker = self.waker

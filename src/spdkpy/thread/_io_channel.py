@@ -23,7 +23,7 @@ from spdkpy.errors import (
     ThreadExitedError,
     WrongThreadError,
 )
-from spdkpy.thread._lib import MAX_NAME_LEN, _current, current_library
+from spdkpy.thread._lib import MAX_NAME_LEN, current_library, get_thread
 from spdkpy.thread._thread import Thread, ThreadState
 
 __all__ = [
@@ -44,7 +44,7 @@ CtxT = TypeVar("CtxT")
 
 
 def _require_current(what: str) -> Thread:
-    thread = _current.thread
+    thread = get_thread()
     if thread is None:
         raise WrongThreadError(f"{what} needs a current SPDK thread")
     return thread
@@ -307,7 +307,7 @@ class ChannelIterator:
         A non-zero ``status`` stops the walk; the completion gets it.
         """
         thread = self.thread
-        if thread is None or _current.thread is not thread:
+        if thread is None or get_thread() is not thread:
             raise WrongThreadError("ChannelIterator.done() must be called on the visited thread")
         self._status = status
         device = self.device
@@ -403,7 +403,7 @@ def for_each_thread(fn: Callable[[], object], cpl: Callable[[], object]) -> None
     With no current thread, ``cpl`` runs at once (SPDK logs and does the same).
     """
     lib = current_library()
-    origin = _current.thread
+    origin = get_thread()
     if origin is None:
         log.error("for_each_thread called with no current thread; completing at once")
         cpl()

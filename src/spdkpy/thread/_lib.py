@@ -64,17 +64,17 @@ class Message:
         self.args: tuple[object, ...] = ()
 
 
-class _Current(threading.local):
-    # A class-level default makes ``_current.thread`` valid on every OS thread with no getattr.
-    thread: Thread | None = None
-
-
-_current: Final = _Current()
+# A plain threading.local, not a subclass with a class-level default: on free-threaded 3.13 each
+# attribute access on an instance of a threading.local subclass takes the interpreter-wide type
+# lock (to find the _thread module from the subclass), which every reactor would contend for.
+# Reads therefore default explicitly: an OS thread that never set ``thread`` has none.
+_current: Final = threading.local()
 
 
 def get_thread() -> Thread | None:
     """The lightweight thread the calling OS thread is polling now, or ``None``."""
-    return _current.thread
+    thread: Thread | None = getattr(_current, "thread", None)
+    return thread
 
 
 def set_thread(thread: Thread | None) -> None:

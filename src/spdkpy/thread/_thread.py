@@ -47,6 +47,7 @@ from spdkpy.thread._lib import (
     ThreadOp,
     _current,
     current_library,
+    get_thread,
 )
 from spdkpy.thread._poller import (
     PAUSED,
@@ -227,7 +228,10 @@ class Thread:
         if self.state is _EXITED:
             self._count_refused()
             return False
-        sender = _current.thread
+        try:
+            sender = _current.thread
+        except AttributeError:
+            sender = None
         if sender is not None and sender._msg_cache:
             msg = sender._msg_cache.pop()
         else:
@@ -290,7 +294,7 @@ class Thread:
 
     def exec_msg(self, fn: Callable[[Unpack[Ts]], object], *args: *Ts) -> None:
         """Run ``fn(*args)`` now if this thread is current, else send it as a message."""
-        if _current.thread is self:
+        if get_thread() is self:
             fn(*args)
         else:
             self.send_msg(fn, *args)
@@ -321,7 +325,10 @@ class Thread:
                 self.idle_tsc += end - now
                 self.tsc_last = end
                 return 0
-        prev = _current.thread
+        try:
+            prev = _current.thread
+        except AttributeError:
+            prev = None
         _current.thread = self
         try:
             rc = self._poll(max_msgs, now)
@@ -675,7 +682,7 @@ class Thread:
             if self in lib.threads:
                 lib.threads.remove(self)
         self._release_cache()
-        if _current.thread is self:
+        if get_thread() is self:
             _current.thread = None
         return True
 
@@ -720,8 +727,8 @@ class Thread:
         return len(self._ring)
 
     def _check_owner(self, what: str) -> None:
-        if _current.thread is not self:
-            current = _current.thread
+        current = get_thread()
+        if current is not self:
             raise WrongThreadError(
                 f"cannot {what} of thread {self.name} from "
                 + (f"thread {current.name}" if current is not None else "a non-SPDK thread")
