@@ -252,6 +252,8 @@ def _split(total: int, parts: int) -> list[int]:
 
 
 def client_main(args: argparse.Namespace) -> int:
+    if args.cpus:
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})  # workers inherit it
     target = _bulk_worker if args.mode == "bulk" else _pingpong_worker
     procs = max(1, min(args.procs, args.conns))
     ctx = multiprocessing.get_context("fork")
@@ -325,6 +327,8 @@ async def _serve() -> None:
 
 
 def server_main(args: argparse.Namespace) -> int:
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if args.loop == "uvloop":
         import uvloop
@@ -357,6 +361,19 @@ class ServerSpec:
 def _client_procs() -> int:
     """Client worker processes: leave one CPU to the server when there are several."""
     return max(1, min(4, len(os.sched_getaffinity(0)) - 1))
+
+
+def server_cpu() -> int:
+    """The CPU every server is pinned to: the last one we may use. spdkpy pins its reactor (to
+    ``-m``'s core); pinning the anchors to the same CPU gives every server the same conditions
+    (an unpinned anchor could dodge a CPU that other jobs crowd; spdkpy cannot)."""
+    return max(os.sched_getaffinity(0))
+
+
+def client_cpus() -> list[int]:
+    """The CPUs the client runs on: all but the servers' one, when there are others."""
+    others = sorted(os.sched_getaffinity(0) - {server_cpu()})
+    return others or [server_cpu()]
 
 
 @contextlib.contextmanager
@@ -402,6 +419,7 @@ def _wait_port(proc: subprocess.Popen[bytes], log: IO[bytes], pattern: str) -> i
 def run_client(port: int, mode: str, conns: int, seconds: float) -> dict[str, Any]:
     cmd = [sys.executable, str(SCRIPT), "client", "--port", str(port), "--mode", mode]
     cmd += ["--conns", str(conns), "--procs", str(_client_procs()), "-t", f"{seconds:g}"]
+    cmd += ["--cpus", ",".join(str(c) for c in client_cpus())]
     done = run_ok(cmd, seconds + DRAIN_SECONDS + 60.0)
     try:
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -423,29 +441,26 @@ FIGURES = (
 def server_specs(spdkpy: list[str]) -> list[ServerSpec]:
     spdk_port = r"Listening connection on 127\.0\.0\.1:(\d+)"
     py_port = r"listening on 127\.0\.0\.1:(\d+)"
-    base = [*spdkpy, "hello_sock", "-S", "-H", HOST, "-P", "0", "-m", "0x1"]
+    cpu = server_cpu()
+    mask = hex(1 << cpu)
+    base = [*spdkpy, "hello_sock", "-S", "-H", HOST, "-P", "0", "-m", mask]
+    anchor = [sys.executable, str(SCRIPT), "server", "--cpu", str(cpu), "--loop"]
     specs = [
-        ServerSpec("spdkpy", "spdkpy hello_sock -S -m 0x1", base, spdk_port),
+        ServerSpec("spdkpy", f"spdkpy hello_sock -S -m {mask}", base, spdk_port),
         ServerSpec(
             "busy",
-            "spdkpy hello_sock -S -m 0x1 --busy-poll",
+            f"spdkpy hello_sock -S -m {mask} --busy-poll",
             [*base, "--busy-poll", "--disable-cpumask-locks"],
             spdk_port,
         ),
         ServerSpec(
-            "asyncio",
-            "asyncio Protocol server",
-            [sys.executable, str(SCRIPT), "server", "--loop", "asyncio"],
-            py_port,
+            "asyncio", f"asyncio Protocol server on CPU {cpu}", [*anchor, "asyncio"], py_port
         ),
     ]
     if uvloop_available():
         specs.append(
             ServerSpec(
-                "uvloop",
-                "uvloop Protocol server",
-                [sys.executable, str(SCRIPT), "server", "--loop", "uvloop"],
-                py_port,
+                "uvloop", f"uvloop Protocol server on CPU {cpu}", [*anchor, "uvloop"], py_port
             )
         )
     else:
@@ -570,7 +585,8 @@ def bench_main(args: argparse.Namespace) -> int:
         print(
             f"echo bench: {' '.join(spdkpy)}\n"
             f"python {platform.python_version()} on {platform.machine()}, {cpus} usable CPUs, "
-            f"t={seconds:g} s, client: {_client_procs()} worker process(es), "
+            f"t={seconds:g} s, servers on CPU {server_cpu()}, client: {_client_procs()} "
+            f"worker process(es) on CPU(s) {','.join(map(str, client_cpus()))}, "
             f"idle sample {idle_seconds:g} s",
             flush=True,
         )
@@ -603,8 +619,10 @@ def main(argv: list[str] | None = None) -> int:
     client.add_argument("--conns", type=int, default=1)
     client.add_argument("--procs", type=int, default=1, help="worker processes")
     client.add_argument("-t", type=float, default=3.0, metavar="SECONDS")
+    client.add_argument("--cpus", metavar="LIST", help="pin the client to these CPUs (a,b,...)")
     server = sub.add_parser("server", help="(internal) asyncio/uvloop echo server on a free port")
     server.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    server.add_argument("--cpu", type=int, metavar="N", help="pin the server to CPU N")
     parser.add_argument("-t", type=float, metavar="SECONDS", help="seconds per figure (3)")
     parser.add_argument("--quick", action="store_true", help="t=1 s, idle sample 3 s")
     parser.add_argument(
