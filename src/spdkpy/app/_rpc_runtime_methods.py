@@ -80,16 +80,19 @@ def _is_string(value: object) -> bool:
     return isinstance(value, str)
 
 
-def _is_uint8(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**8
+def _is_uint(bits: int) -> _Check:
+    """Check for an unsigned JSON integer of ``bits`` bits (``spdk_json_decode_uintN``)."""
+    limit = 1 << bits
+
+    def check(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < limit
+
+    return check
 
 
-def _is_uint32(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
-
-
-def _is_uint64(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64
+_is_uint8: Final = _is_uint(8)
+_is_uint32: Final = _is_uint(32)
+_is_uint64: Final = _is_uint(64)
 
 
 def _decode(

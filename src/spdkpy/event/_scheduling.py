@@ -28,6 +28,7 @@ once and goes on, and selecting ``gscheduler`` fails, as SPEC §4.1 allows.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import time
@@ -276,15 +277,15 @@ class DynamicScheduler(Scheduler):
 
     def set_opts(self, params: Mapping[str, object], ctl: Scheduling) -> int:
         # Relaxed decode: unknown keys are ignored, absent keys keep their values.
-        values = {k: params[k] for k in self._KEYS if k in params}
-        if not all(_uint8(v) for v in values.values()):
-            return -errno.EINVAL
-        opts = self.opts
-        new = DynamicOptions(
-            load_limit=int(values.get("load_limit", opts.load_limit)),  # type: ignore[call-overload]
-            core_limit=int(values.get("core_limit", opts.core_limit)),  # type: ignore[call-overload]
-            core_busy=int(values.get("core_busy", opts.core_busy)),  # type: ignore[call-overload]
-        )
+        values: dict[str, int] = {}
+        for key in self._KEYS:
+            if key in params:
+                value = params[key]
+                if not _uint8(value):
+                    return -errno.EINVAL
+                assert isinstance(value, int)
+                values[key] = value
+        new = dataclasses.replace(self.opts, **values)
         self.opts = new
         notice(log, "Setting scheduler load limit to %d", new.load_limit)
         notice(log, "Setting scheduler core limit to %d", new.core_limit)
@@ -470,20 +471,15 @@ class Scheduling:
         cores = framework.cores
         start = cores.index(self.scheduling_core)
         order = cores[start:] + cores[:start]
-        self._gather_on(order, 0, [], {})
+        self._send_or_cancel(order[0], self._gather, order, 0, [], {})
 
-    def _gather_on(
-        self,
-        order: tuple[int, ...],
-        index: int,
-        infos: list[CoreInfo],
-        lws: dict[int, LwThread],
-    ) -> None:
+    def _send_or_cancel(self, core: int, fn: Callable[..., object], *args: object) -> None:
+        """Continue the round by an event on ``core``; without one the round is cancelled, as
+        SPDK cancels it on ENOMEM."""
+        framework = self.framework
         try:
-            self.framework.event_call(
-                self.framework.event_allocate(order[index], self._gather, order, index, infos, lws)
-            )
-        except Exception as exc:  # pool or ring exhausted: SPDK cancels the round on ENOMEM
+            framework.event_call(framework.event_allocate(core, fn, *args))
+        except Exception as exc:  # pool or ring exhausted
             log.warning("scheduling round cancelled: %s", exc)
             self._finish()
 
@@ -526,19 +522,9 @@ class Scheduling:
             )
         )
         if index + 1 < len(order):
-            self._gather_on(order, index + 1, infos, lws)
+            self._send_or_cancel(order[index + 1], self._gather, order, index + 1, infos, lws)
         else:
-            self._gather_on_done(infos, lws)
-
-    def _gather_on_done(self, infos: list[CoreInfo], lws: dict[int, LwThread]) -> None:
-        framework = self.framework
-        try:
-            framework.event_call(
-                framework.event_allocate(self.scheduling_core, self._balance, infos, lws)
-            )
-        except Exception as exc:
-            log.warning("scheduling round cancelled: %s", exc)
-            self._finish()
+            self._send_or_cancel(self.scheduling_core, self._balance, infos, lws)
 
     def _balance(self, infos: list[CoreInfo], lws: dict[int, LwThread]) -> None:
         framework = self.framework
